@@ -1,0 +1,297 @@
+"""Shared machinery of the problems: base class, validation, exact expectations."""
+
+from __future__ import annotations
+
+import abc
+import itertools
+import math
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Bool, Float, PRNGKeyArray
+
+#: Largest estimated size, in bytes, of one iterate plus one training set that a
+#: problem constructor accepts by default (8 GiB). Pass ``max_bytes=`` to change it.
+DEFAULT_MAX_BYTES = 8 * 2**30
+
+
+class RiskEstimate(NamedTuple):
+    """A population risk, exact or estimated, with its provenance.
+
+    Attributes:
+        value: the risk $F(w)$ (exact), or an unbiased Monte Carlo estimate of it.
+        stderr: the standard error of ``value``; exactly 0 when ``exact`` is true.
+        exact: true when ``value`` is the exact expectation (closed form or an exact
+            finite sum), false when it is a Monte Carlo estimate.
+    """
+
+    value: Float[Array, ""]
+    stderr: Float[Array, ""]
+    exact: Bool[Array, ""]
+
+
+class AbstractProblem(eqx.Module):
+    """A stochastic convex optimization problem with an exact sampler.
+
+    A problem is an ``equinox.Module``: sizes are static fields, constants are array
+    fields, so an instance is a pytree that ``jax.jit`` and ``jax.vmap`` see through.
+    A training set ``S`` is an array whose leading axis indexes the ``n`` examples.
+
+    Subclasses implement the readable per-example ``loss(w, z)``; ``empirical_risk``
+    defaults to the mean of its ``vmap`` and is overridden by a faster structured
+    path where one exists (tests hold the fast path to the readable one).
+    """
+
+    n: eqx.AbstractVar[int]
+    dtype: eqx.AbstractVar[np.dtype]
+
+    @property
+    @abc.abstractmethod
+    def d(self) -> int:
+        """Dimension of the parameter vector $w$."""
+
+    @property
+    @abc.abstractmethod
+    def beta(self) -> float:
+        r"""Smoothness constant $\beta$ of every $f(\cdot, z)$."""
+
+    @property
+    @abc.abstractmethod
+    def lipschitz(self) -> float:
+        r"""Lipschitz constant of every $f(\cdot, z)$ on the domain $W$."""
+
+    @property
+    def domain_radius(self) -> float:
+        """Radius of the domain $W$, a Euclidean ball centred at 0."""
+        return 1.0
+
+    @abc.abstractmethod
+    def sample(self, key: PRNGKeyArray) -> Array:
+        r"""Draw a training set $S$ of ``n`` i.i.d. examples from $\mathcal{D}$."""
+
+    @abc.abstractmethod
+    def loss(self, w: Float[Array, " d"], z: Array) -> Float[Array, ""]:
+        """The loss $f(w, z)$ of one example (the readable reference definition)."""
+
+    @abc.abstractmethod
+    def population_risk(
+        self, w: Float[Array, " d"], key: PRNGKeyArray | None = None
+    ) -> RiskEstimate:
+        r"""The population risk $F(w)=\mathbb{E}_z f(w,z)$, exact where possible."""
+
+    def empirical_risk(self, w: Float[Array, " d"], S: Array) -> Float[Array, ""]:
+        r"""The empirical risk $F_S(w) = \frac1n\sum_i f(w, z_i)$."""
+        return jnp.mean(jax.vmap(self.loss, in_axes=(None, 0))(w, S))
+
+    def initial_point(self) -> Float[Array, " d"]:
+        """The initial point $w_1 = 0$ used by the paper's proofs."""
+        return jnp.zeros((self.d,), self.dtype)
+
+
+# ----------------------------------------------------------------------------------
+# Validation helpers. Each message names the call, the argument and the value.
+
+
+def is_concrete(x) -> bool:
+    """True when ``x`` is a Python number or a concrete (non-traced) array."""
+    return not isinstance(x, jax.core.Tracer)
+
+
+def check_int(call: str, name: str, value, minimum: int) -> int:
+    """Return ``value`` as an int, or raise if it is not an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"`{call}({name}=...)` must be an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"`{call}({name}=...)` must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_real(
+    call: str,
+    name: str,
+    value,
+    *,
+    lower: float | None = None,
+    upper: float | None = None,
+    lower_open: bool = False,
+    upper_open: bool = False,
+):
+    """Check a real hyperparameter when it is concrete; traced values pass through.
+
+    Raises:
+        ValueError: if a concrete ``value`` is not a finite scalar in the interval.
+    """
+    if not is_concrete(value):
+        return value
+    arr = np.asarray(value)
+    if arr.shape != ():
+        raise ValueError(
+            f"`{call}({name}=...)` must be a scalar, got shape {arr.shape}"
+        )
+    x = float(arr)
+    if not math.isfinite(x):
+        raise ValueError(f"`{call}({name}=...)` must be finite, got {x}")
+    if lower is not None and (x < lower or (lower_open and x == lower)):
+        op = ">" if lower_open else ">="
+        raise ValueError(f"`{call}({name}=...)` must be {op} {lower}, got {x}")
+    if upper is not None and (x > upper or (upper_open and x == upper)):
+        op = "<" if upper_open else "<="
+        raise ValueError(f"`{call}({name}=...)` must be {op} {upper}, got {x}")
+    return value
+
+
+def check_dtype(call: str, dtype) -> np.dtype:
+    """Return ``dtype`` as a NumPy floating dtype that JAX will really use.
+
+    Raises:
+        TypeError: if ``dtype`` is not a floating dtype.
+        ValueError: if ``dtype`` is float64 but JAX's x64 mode is off (JAX would
+            silently compute in float32).
+    """
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as err:
+        raise TypeError(f"`{call}(dtype=...)` is not a dtype: {dtype!r}") from err
+    if not np.issubdtype(dt, np.floating):
+        raise TypeError(f"`{call}(dtype=...)` must be a floating dtype, got {dt}")
+    if dt == np.float64 and not jax.config.read("jax_enable_x64"):
+        raise ValueError(
+            f"`{call}(dtype=float64)` needs JAX's 64-bit mode, which is off: call "
+            "`jax.config.update('jax_enable_x64', True)` at start-up (before any "
+            "array is created), or pass `dtype=jnp.float32` where float32 is accurate "
+            "enough"
+        )
+    return dt
+
+
+def check_memory(call: str, nbytes: int, max_bytes: int) -> None:
+    """Refuse a size whose arrays would not fit, before anything is allocated."""
+    if nbytes > max_bytes:
+        raise ValueError(
+            f"`{call}` would need about {nbytes:,} bytes ({nbytes / 2**30:.3g} GiB) "
+            f"for one iterate and one training set, over the limit of {max_bytes:,} "
+            "bytes; pass a smaller size, or `max_bytes=` to raise the limit"
+        )
+
+
+# ----------------------------------------------------------------------------------
+# Numerics shared by the constructions.
+
+
+def flat_half_square(s: Array, rho: Array) -> Array:
+    r"""$h_\rho(s) = \tfrac12[\sqrt{s} - \rho]_+^2$ for $s \ge 0$, gradients finite.
+
+    The composition used by Theorems 1 and 3 (Lemma 2 of arXiv 2511.03548). Autodiff
+    of $\sqrt{s}$ at $s=0$ gives $\infty\cdot 0 = $ NaN; the double ``where`` keeps
+    both the value and the gradient finite there (paper digest §7.6).
+    """
+    positive = s > 0
+    root = jnp.sqrt(jnp.where(positive, s, 1.0))
+    value = 0.5 * jnp.square(jnp.maximum(root - rho, 0.0))
+    return jnp.where(positive, value, 0.5 * jnp.square(jnp.maximum(-rho, 0.0)))
+
+
+def _patterns(k: int, dtype) -> np.ndarray:
+    """All $2^k$ binary vectors of length k, as a (2^k, k) array."""
+    return np.array(list(itertools.product((0.0, 1.0), repeat=k)), dtype=dtype).reshape(
+        2**k, k
+    )
+
+
+def bernoulli_sum_expectation(
+    fn,
+    offset: Float[Array, ""],
+    weights: Float[Array, " m"],
+    *,
+    max_support: int,
+    key: PRNGKeyArray | None,
+    num_samples: int,
+    call: str,
+) -> RiskEstimate:
+    r"""$\mathbb{E}\,\mathrm{fn}(c + \sum_i b_i a_i)$, $b_i$ i.i.d. Bernoulli(1/2).
+
+    Exact when at most ``max_support`` of the weights $a_i$ are non-zero: the
+    expectation is then a finite sum over $2^k$ patterns of the active coordinates
+    (the others do not change the argument). Otherwise an unbiased Monte Carlo
+    estimate over ``num_samples`` draws, which needs ``key``; without a key that case
+    is a runtime error (``equinox.error_if``), never a silent wrong value.
+
+    Args:
+        fn: an elementwise function of the argument.
+        offset: the constant $c$.
+        weights: the vector $a$.
+        max_support: the largest active support summed exactly (static).
+        key: randomness for the Monte Carlo branch, or None.
+        num_samples: Monte Carlo sample size.
+        call: the public call, for the error message.
+
+    Returns:
+        A ``RiskEstimate``.
+    """
+    m = weights.shape[0]
+    k = min(max_support, m)
+    support = jnp.sum(weights != 0)
+    _, top = jax.lax.top_k(jnp.abs(weights), k)
+    active = weights[top]
+    patterns = jnp.asarray(_patterns(k, weights.dtype))
+    exact_value = jnp.mean(fn(offset + patterns @ active))
+    is_exact = support <= k
+    zero = jnp.zeros((), weights.dtype)
+    if key is None:
+        exact_value = eqx.error_if(
+            exact_value,
+            jnp.logical_not(is_exact),
+            f"`{call}`: the iterate has more than {k} active coordinates, so the exact "
+            "finite sum is too large; pass `key=` for an unbiased Monte Carlo estimate",
+        )
+        return RiskEstimate(exact_value, zero, jnp.asarray(True))
+
+    def monte_carlo(_):
+        bits = jax.random.bernoulli(key, 0.5, (num_samples, m)).astype(weights.dtype)
+        values = fn(offset + bits @ weights)
+        return jnp.mean(values), jnp.std(values, ddof=1) / math.sqrt(num_samples)
+
+    value, stderr = jax.lax.cond(
+        is_exact, lambda _: (exact_value, zero), monte_carlo, None
+    )
+    return RiskEstimate(value, stderr, is_exact)
+
+
+def rejection_sample(sample_fn, event_fn, key: PRNGKeyArray):
+    """Draw from ``sample_fn`` conditioned on ``event_fn`` by rejection.
+
+    Rejection sampling gives exactly the conditional distribution. It is a
+    ``lax.while_loop``, so it runs under ``jit`` and ``vmap`` (a batch loops until
+    every member is accepted). The expected number of draws is 1/P(event).
+    """
+    first_key, key = jax.random.split(key)
+    first = sample_fn(first_key)
+
+    def cond(carry):
+        _, S = carry
+        return jnp.logical_not(event_fn(S))
+
+    def body(carry):
+        key, _ = carry
+        key, sub = jax.random.split(key)
+        return key, sample_fn(sub)
+
+    _, S = jax.lax.while_loop(cond, body, (key, first))
+    return S
+
+
+def unseen_probability(n: int) -> float:
+    r"""$P(\exists I: z(I)=0\ \forall z\in S) = 1-(1-2^{-n})^{2^n}$ (digest §7.1)."""
+    return -math.expm1(2**n * math.log1p(-(2.0**-n)))
+
+
+def exactly_one_unseen_probability(n: int) -> float:
+    r"""$P(\text{exactly one } I \text{ unseen}) = (1-2^{-n})^{2^n-1}$ (digest §7.1).
+
+    Exactly, $P = 2^n\cdot 2^{-n}(1-2^{-n})^{2^n-1}$: each of $2^n$ coordinates is
+    all-zero over the $n$ examples with probability $2^{-n}$.
+    """
+    return math.exp((2**n - 1) * math.log1p(-(2.0**-n)))

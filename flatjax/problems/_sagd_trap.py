@@ -1,0 +1,251 @@
+"""Theorem 3's construction: SA-GD drifts into a spurious flat minimum."""
+
+from __future__ import annotations
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
+
+from ._base import (
+    DEFAULT_MAX_BYTES,
+    AbstractProblem,
+    RiskEstimate,
+    bernoulli_sum_expectation,
+    check_dtype,
+    check_int,
+    check_memory,
+    check_real,
+    flat_half_square,
+    rejection_sample,
+    unseen_probability,
+)
+from ._erm import _first_index, _unseen_mask
+
+
+class SAGDTrap(AbstractProblem):
+    r"""Theorem 3 of arXiv 2511.03548: SA-GD's risk is $\Omega(\eta^2(r-\rho)^2 T)$.
+
+    $\mathcal{Z} = \{-1,1\}^{2^n}$ with i.i.d. Rademacher coordinates. The iterate has
+    $2^n$ blocks $w^{(i)}$ of length $T$ plus one always-active coordinate $w(d)$, so
+    $d = 2^n T + 1$ (the statement's $d=2^nT$ misses the $+1$; digest §4.3, §8).
+    Block $(i, j)$ (0-based) is flat coordinate $T i + j$; the extra coordinate is
+    last. The loss (Appendix B.2) is
+
+    $$f(w,z) = \tfrac12\Big[\sqrt{\textstyle\sum_{i=1}^{2^n}\sum_{j=1}^{T}
+    [z(i)\,w^{(i)}(j)]_+^2 + w(d)^2} - \rho\Big]_+^2 ,$$
+
+    convex, 1-smooth, 1-Lipschitz and $\rho$-flat (Lemma 2). With probability
+    $1-(1-2^{-n})^{2^n}$ some block $I$ has $z(I)=+1$ in every example (the proof's
+    "$S\subseteq\{0,1\}^{2^n}$" is a typo for $\{-1,1\}$). SA-GD from $w_1=0$ with the
+    adversarial maximizer ``adversarial_maximizer(S)`` (the oracle $v_t = r\,e_{(I,t)}$)
+    moves one fresh coordinate of block $I$ by $-\eta(r-\rho)$ per step: invisible to
+    training examples, active for a fresh $z$ with $z(I)=-1$.
+
+    Examples:
+        >>> import jax
+        >>> problem = SAGDTrap(n=3, T=8, rho=0.1)
+        >>> problem.d
+        65
+
+    Args:
+        n: number of training examples, $n \ge 1$.
+        T: number of iterations the construction is built for (block length), $T\ge1$.
+        rho: flatness radius $\rho \ge 0$ (may be traced; then unchecked). The lower
+            bound needs $\rho < \eta(r-\rho)\sqrt{T}/3$: see ``lower_bound_applies``.
+        dtype: floating dtype (float64 needs ``jax_enable_x64``).
+        max_support: population risk is an exact sum over the $2^k$ sign patterns of
+            the blocks where $w$ has unequal positive and negative parts, when
+            $k \le$ ``max_support``; beyond, Monte Carlo.
+        max_bytes: refuse sizes whose arrays would exceed this many bytes.
+    """
+
+    n: int = eqx.field(static=True)
+    T: int = eqx.field(static=True)
+    dtype: np.dtype = eqx.field(static=True)
+    max_support: int = eqx.field(static=True)
+    rho: Float[Array, ""]
+
+    def __init__(
+        self,
+        n: int,
+        T: int,
+        rho=0.0,
+        *,
+        dtype=jnp.float64,
+        max_support: int = 12,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ):
+        call = type(self).__name__
+        self.n = check_int(call, "n", n, 1)
+        self.T = check_int(call, "T", T, 1)
+        self.dtype = check_dtype(call, dtype)
+        self.max_support = check_int(call, "max_support", max_support, 0)
+        d = 2**self.n * self.T + 1
+        check_memory(call, (d + self.n * 2**self.n) * self.dtype.itemsize, max_bytes)
+        rho = check_real(call, "rho", rho, lower=0.0)
+        self.rho = jnp.asarray(rho, self.dtype)
+
+    @property
+    def d(self) -> int:
+        """$d = 2^n T + 1$."""
+        return 2**self.n * self.T + 1
+
+    @property
+    def beta(self) -> float:
+        """1-smooth (Theorem 3)."""
+        return 1.0
+
+    @property
+    def lipschitz(self) -> float:
+        """1-Lipschitz on the unit ball (Theorem 3)."""
+        return 1.0
+
+    @property
+    def good_event_probability(self) -> float:
+        """$1-(1-2^{-n})^{2^n}$: some block is $+1$ in every example (digest §7.1)."""
+        return unseen_probability(self.n)
+
+    def blocks(self, w: Float[Array, " d"]) -> Float[Array, "m T"]:
+        r"""The $2^n \times T$ block view of $w$ (without the last coordinate)."""
+        return w[:-1].reshape(2**self.n, self.T)
+
+    def sample(self, key: PRNGKeyArray) -> Float[Array, "n m"]:
+        r"""``n`` Rademacher examples from $\{-1,1\}^{2^n}$."""
+        return jax.random.rademacher(key, (self.n, 2**self.n), dtype=self.dtype)
+
+    def good_event(self, S: Array) -> Bool[Array, ""]:
+        r"""Some block $I$ has $z(I) = +1$ for every $z \in S$."""
+        return jnp.any(_unseen_mask(S, seen_value=-1.0))
+
+    def sample_conditioned(self, key: PRNGKeyArray) -> Float[Array, "n m"]:
+        r"""A training set from $\mathcal{D}^n$ given the good event (rejection).
+
+        Acceptance probability ``good_event_probability``.
+        """
+        return rejection_sample(self.sample, self.good_event, key)
+
+    def unseen_index(self, S: Array) -> Int[Array, ""]:
+        r"""The first block $I$ with $z(I)=+1$ for all $z\in S$ (its $-1$ is unseen)."""
+        return _first_index(
+            _unseen_mask(S, seen_value=-1.0), f"{type(self).__name__}.unseen_index"
+        )
+
+    def loss(self, w: Float[Array, " d"], z: Float[Array, " m"]) -> Float[Array, ""]:
+        """$f(w,z)$ of Theorem 3 (readable definition)."""
+        signed = z[:, None] * self.blocks(w)
+        s = jnp.sum(jnp.square(jnp.maximum(signed, 0.0))) + jnp.square(w[-1])
+        return flat_half_square(s, self.rho)
+
+    def _block_parts(self, w):
+        blocks = self.blocks(w)
+        positive = jnp.sum(jnp.square(jnp.maximum(blocks, 0.0)), axis=1)
+        negative = jnp.sum(jnp.square(jnp.minimum(blocks, 0.0)), axis=1)
+        return positive, negative
+
+    def empirical_risk(self, w: Float[Array, " d"], S: Array) -> Float[Array, ""]:
+        r"""$F_S(w)$ from per-block sufficient statistics, $O(d + n 2^n)$.
+
+        With $P_i = \|[w^{(i)}]_+\|^2$ and $N_i = \|[w^{(i)}]_-\|^2$, example $k$
+        sees $s_k = \sum_i N_i + w(d)^2 + \sum_i \mathbb{1}[z_k(i)=1](P_i - N_i)$.
+        """
+        positive, negative = self._block_parts(w)
+        plus = 0.5 * (S + 1.0)
+        s = jnp.sum(negative) + jnp.square(w[-1]) + plus @ (positive - negative)
+        return jnp.mean(flat_half_square(s, self.rho))
+
+    def population_risk(
+        self,
+        w: Float[Array, " d"],
+        key: PRNGKeyArray | None = None,
+        *,
+        num_samples: int = 100_000,
+    ) -> RiskEstimate:
+        r"""$F(w)$: exact when at most ``max_support`` blocks have $P_i \ne N_i$.
+
+        Each block contributes $P_i$ or $N_i$ with probability 1/2, so $F$ is an
+        exact finite sum over the sign patterns of the blocks where they differ.
+        Along SA-GD's trajectory only block $I$ is non-zero, and then
+        $F(w) = \frac14[\|w^{(I)}\| - \rho]_+^2$ (digest §4.3).
+        """
+        positive, negative = self._block_parts(w)
+        return bernoulli_sum_expectation(
+            lambda s: flat_half_square(s, self.rho),
+            jnp.sum(negative) + jnp.square(w[-1]),
+            positive - negative,
+            max_support=self.max_support,
+            key=key,
+            num_samples=num_samples,
+            call=f"{type(self).__name__}.population_risk",
+        )
+
+    def lower_bound_applies(self, learning_rate: float, radius: float) -> bool:
+        r"""Whether Theorem 3's hypotheses hold for these $\eta$ and $r$.
+
+        They are $\rho < r(1-\frac{3}{3+\eta\sqrt T})$ and
+        $\eta(r-\rho)\le\frac1{\sqrt T}$.
+
+        Args:
+            learning_rate: $\eta > 0$.
+            radius: the SA-GD perturbation radius $r \ge 0$.
+        """
+        rho = float(self.rho)
+        root = math.sqrt(self.T)
+        threshold = radius * (1.0 - 3.0 / (3.0 + learning_rate * root))
+        return rho < threshold and learning_rate * (radius - rho) <= 1.0 / root + 1e-15
+
+    def adversarial_maximizer(self, S: Array):
+        r"""The paper's tie-breaking oracle $v_t = r\, e_{(I,t)}$ (Appendix B.2).
+
+        The inner maximum $\max_{\|v\|\le r} F_S(w_t + v) = \frac12(r-\rho)^2$ is
+        attained by many $v$; Theorem 3 is existential over that choice and needs
+        this one (any unit direction on the always-active set also ties, e.g.
+        $\pm r e_d$, and those do not reproduce the theorem: see
+        ``extra_coordinate_maximizer``). This version needs no step counter: it
+        returns $r\,e_{(I,j)}$ for the first $j$ with $w^{(I)}(j) \ge 0$, which along
+        the paper's trajectory from $w_1 = 0$ is exactly $j = t$ (coordinates
+        $1..t-1$ of block $I$ are negative, the rest zero); once the block is
+        exhausted it returns $r e_d$, also a maximizer there. It is an exact
+        maximizer at every point of that trajectory, not at arbitrary $w$.
+
+        Args:
+            S: the training set; it must satisfy the good event.
+
+        Returns:
+            A maximizer ``(w, radius) -> v``.
+        """
+        index = self.unseen_index(S)
+
+        def maximizer(w: Float[Array, " d"], radius) -> Float[Array, " d"]:
+            block = jax.lax.dynamic_index_in_dim(
+                self.blocks(w), index, axis=0, keepdims=False
+            )
+            free = block >= 0
+            position = jnp.where(
+                jnp.any(free), self.T * index + jnp.argmax(free), self.d - 1
+            )
+            return radius * jax.nn.one_hot(position, self.d, dtype=w.dtype)
+
+        return maximizer
+
+    def extra_coordinate_maximizer(self):
+        r"""A non-adversarial tie-break, $v = r\,\mathrm{sign}(w(d))\,e_d$, sign(0) = 1.
+
+        Exact wherever only the last coordinate of $w$ is non-zero, which is where
+        SA-GD from $w_1 = 0$ stays with this choice: then every $\|v\|\le r$ gives
+        $F_S(w+v)\le \frac12[|w(d)|+r-\rho]_+^2$, attained here. With it SA-GD never
+        touches block $I$ and its population risk equals its empirical risk: the
+        tie-break is what makes Theorem 3 happen.
+
+        Returns:
+            A maximizer ``(w, radius) -> v``.
+        """
+
+        def maximizer(w: Float[Array, " d"], radius) -> Float[Array, " d"]:
+            sign = jnp.where(w[-1] < 0, -1.0, 1.0).astype(w.dtype)
+            return jnp.zeros_like(w).at[-1].set(sign * radius)
+
+        return maximizer

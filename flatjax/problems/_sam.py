@@ -1,0 +1,324 @@
+"""Theorems 6 and 7: SAM stuck at a sharp point, and SAM amplifying a tiny trigger."""
+
+from __future__ import annotations
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
+
+from ._base import (
+    DEFAULT_MAX_BYTES,
+    AbstractProblem,
+    RiskEstimate,
+    bernoulli_sum_expectation,
+    check_dtype,
+    check_int,
+    check_memory,
+    check_real,
+    exactly_one_unseen_probability,
+    is_concrete,
+    rejection_sample,
+)
+from ._erm import _first_index, _sample_bits, _unseen_mask
+
+
+class SAMSharp(AbstractProblem):
+    r"""Theorem 6 of arXiv 2511.03548: SAM started at 0 never moves off a sharp point.
+
+    One deterministic loss on $W = [-1, 1]$ ($d = 1$): $f(w) = \frac12\max(0, w)^2$,
+    1-smooth, 1-Lipschitz on $W$, with the flat minimizer $w^\star = -\frac12$
+    ($f = 0$ on $[-1, 0]$, so $w^\star$ is $\frac12$-flat inside $W$). At $w_1 = 0$
+    the gradient is 0, so SAM's normalized ascent is a no-op and $w_t \equiv 0$
+    (proof of Theorem 6), while the SAER is $F^r(w) = \frac12\max(0, w + r)^2$ and
+    $F^r(0) - F^r(-\frac12) = \frac12 r^2$ exactly for $r \in [0, \frac12]$
+    (digest §4.6, §7.4). The proof's "$f'(w) = w$ for $w\neq0$" should read $w>0$.
+
+    The distribution is a point mass: each example is the constant ``z = [0.]``,
+    kept so that every problem shares one interface.
+
+    Args:
+        n: number of (identical) training examples, $n \ge 1$.
+        dtype: floating dtype (float64 needs ``jax_enable_x64``).
+    """
+
+    n: int = eqx.field(static=True)
+    dtype: np.dtype = eqx.field(static=True)
+
+    def __init__(self, n: int = 1, *, dtype=jnp.float64):
+        call = type(self).__name__
+        self.n = check_int(call, "n", n, 1)
+        self.dtype = check_dtype(call, dtype)
+
+    @property
+    def d(self) -> int:
+        """$d = 1$: the domain is the interval $[-1, 1]$."""
+        return 1
+
+    @property
+    def beta(self) -> float:
+        """1-smooth."""
+        return 1.0
+
+    @property
+    def lipschitz(self) -> float:
+        """1-Lipschitz on $[-1, 1]$."""
+        return 1.0
+
+    @property
+    def rho(self) -> float:
+        r"""Flatness radius of $w^\star=-\frac12$ inside $W=[-1,1]$: $\frac12$."""
+        return 0.5
+
+    def sample(self, key: PRNGKeyArray) -> Float[Array, "n 1"]:
+        """``n`` copies of the single example ``[0.]`` (``key`` is unused)."""
+        return jnp.zeros((self.n, 1), self.dtype)
+
+    def loss(self, w: Float[Array, " 1"], z: Float[Array, " 1"]) -> Float[Array, ""]:
+        r"""$f(w) = \frac12\max(0, w)^2$ (``z`` is ignored)."""
+        return 0.5 * jnp.square(jnp.maximum(w[0], 0.0))
+
+    def population_risk(
+        self, w: Float[Array, " 1"], key: PRNGKeyArray | None = None
+    ) -> RiskEstimate:
+        """$F(w) = f(w)$ exactly (deterministic loss)."""
+        value = self.loss(w, jnp.zeros((1,), self.dtype))
+        return RiskEstimate(value, jnp.zeros_like(value), jnp.asarray(True))
+
+    def saer(self, w: Float[Array, " 1"], radius) -> Float[Array, ""]:
+        r"""The SAER in closed form, $F^r(w) = \frac12\max(0, w + r)^2$."""
+        return 0.5 * jnp.square(jnp.maximum(w[0] + radius, 0.0))
+
+    def flat_minimizer(self) -> Float[Array, " 1"]:
+        r"""$w^\star = -\frac12$: a minimizer of $F^r$ for every $r\le\frac12$."""
+        return jnp.full((1,), -0.5, self.dtype)
+
+
+class SAMTrap(AbstractProblem):
+    r"""Theorem 7 of arXiv 2511.03548: SAM's risk is $\Omega(\eta^2 r^2 T)$, realizable.
+
+    $d = T\cdot 2^n + 1$ (the statement's $d = 2^nT$ misses the $+1$), $\mathcal{Z} =
+    \{0,1\}^{2^n}$ uniform, blocks $w^{(i)}$ of length $T$ (block $(i,j)$, 0-based, is
+    flat coordinate $Ti+j$) and the extra coordinate last. Appendix C.3:
+
+    $$f = \underbrace{\tfrac12\sum_{i}\sum_{j\ge2} z(i)\,w^{(i)}(j)^2}_{f_1}
+    + \underbrace{\tfrac12\sum_i\sum_{j\ge2}\big[w^{(i)}(j)-\delta_j\big(w^{(i)}(j-1)
+    + \lambda\mathbb{1}[j=2]\big)\big]_+^2}_{f_2\text{ (chain)}}
+    + \underbrace{\tfrac{\gamma}{2}[v_z^\top w + \delta_1]_+^2}_{f_3\text{ (trigger)}}$$
+
+    with $v_z$ on the first coordinate of each block ($1$ if $z(i)=1$, else
+    $-\frac{1}{2(d-1)}$) and $1$ on the extra coordinate. The constants
+    $\lambda = \frac{r}{4d(d-1)}$,
+    $\delta_1 = \frac{\eta\lambda}{2\sqrt d\max\{1,\eta\}}$,
+    $\gamma = \frac{\lambda}{\max\{1,\eta\}(r+\delta_1)}$ are the closed form of the
+    paper's circular definitions (digest §4.7). The chain constants $\delta_2..\delta_T$
+    are only proved to exist; ``delta`` defaults to the working schedule $0.03$
+    (digest §7.5 (a)). Convex, 6-smooth, 6-Lipschitz (Theorem 7; Lemma 6 says 7),
+    realizable by $w^\star = -\frac{\lambda}{2} e_d$.
+
+    The constants are about $10^{-13}$ and SAM's first gradient norm as small as
+    $10^{-20}$, so the construction exists in float64 only: ``dtype=float32`` is
+    refused (digest §7.6).
+
+    Examples:
+        >>> problem = SAMTrap(n=6, T=16, learning_rate=1 / 24, radius=0.5)
+        >>> problem.d
+        1025
+
+    Args:
+        n: number of training examples ($n \ge 6$ for the theorem).
+        T: number of iterations the construction is built for ($T \ge 6$).
+        learning_rate: SAM's step size $\eta > 0$ (the constants depend on it).
+        radius: SAM's perturbation radius $r > 0$; the theorem needs
+            $\eta r \le \frac{1}{2\sqrt T}$.
+        delta: $\delta_2..\delta_T \in (0, 1]$, a scalar or an array of length $T-1$.
+        dtype: must be float64 (needs ``jax_enable_x64``).
+        check_theorem: when false, allow $n, T \ge 2$ and any $\eta r$.
+        max_support: exact population risk of the trigger term when at most this many
+            first-block coordinates are non-zero; beyond, Monte Carlo.
+        max_bytes: refuse sizes whose arrays would exceed this many bytes.
+    """
+
+    n: int = eqx.field(static=True)
+    T: int = eqx.field(static=True)
+    dtype: np.dtype = eqx.field(static=True)
+    max_support: int = eqx.field(static=True)
+    learning_rate: Float[Array, ""]
+    radius: Float[Array, ""]
+    delta: Float[Array, " T-1"]
+    lambda_: Float[Array, ""]
+    delta1: Float[Array, ""]
+    gamma: Float[Array, ""]
+
+    def __init__(
+        self,
+        n: int,
+        T: int,
+        learning_rate,
+        radius,
+        delta=0.03,
+        *,
+        dtype=jnp.float64,
+        check_theorem: bool = True,
+        max_support: int = 12,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ):
+        call = type(self).__name__
+        minimum = 6 if check_theorem else 2
+        self.n = check_int(call, "n", n, minimum)
+        self.T = check_int(call, "T", T, minimum)
+        if np.dtype(dtype) != np.float64:
+            raise ValueError(
+                f"`{call}(dtype=...)` must be float64, got {np.dtype(dtype)}: the "
+                "construction's constants are about 1e-13 and SAM's first gradient "
+                "norm can be 1e-20, below float32's resolution (paper digest §7.6)"
+            )
+        self.dtype = check_dtype(call, dtype)
+        self.max_support = check_int(call, "max_support", max_support, 0)
+        d = 2**self.n * self.T + 1
+        check_memory(call, (d + self.n * 2**self.n) * 8, max_bytes)
+        check_real(call, "learning_rate", learning_rate, lower=0.0, lower_open=True)
+        check_real(call, "radius", radius, lower=0.0, lower_open=True)
+        if check_theorem and is_concrete(learning_rate) and is_concrete(radius):
+            limit = 1.0 / (2.0 * math.sqrt(self.T))
+            product = float(learning_rate) * float(radius)
+            if product > limit * (1 + 1e-12):
+                raise ValueError(
+                    f"`{call}`: Theorem 7 needs learning_rate * radius <= "
+                    f"1/(2*sqrt(T)) = {limit:.6g}, got {product:.6g} "
+                    "(pass check_theorem=False to build it anyway)"
+                )
+        delta = jnp.broadcast_to(jnp.asarray(delta, self.dtype), (self.T - 1,))
+        if is_concrete(delta):
+            values = np.asarray(delta)
+            if not np.all((values > 0) & (values <= 1)):
+                raise ValueError(
+                    f"`{call}(delta=...)` must lie in (0, 1], got min "
+                    f"{values.min():.3g}, max {values.max():.3g}"
+                )
+        self.delta = delta
+        self.learning_rate = jnp.asarray(learning_rate, self.dtype)
+        self.radius = jnp.asarray(radius, self.dtype)
+        scale = jnp.maximum(1.0, self.learning_rate)
+        self.lambda_ = self.radius / (4.0 * d * (d - 1))
+        self.delta1 = self.learning_rate * self.lambda_ / (2.0 * math.sqrt(d) * scale)
+        self.gamma = self.lambda_ / (scale * (self.radius + self.delta1))
+
+    @property
+    def d(self) -> int:
+        """$d = T 2^n + 1$."""
+        return 2**self.n * self.T + 1
+
+    @property
+    def beta(self) -> float:
+        """6-smooth (Lemma 6: 1 + 4 + 1)."""
+        return 6.0
+
+    @property
+    def lipschitz(self) -> float:
+        """6-Lipschitz on the unit ball (Theorem 7; Lemma 6 states 7)."""
+        return 6.0
+
+    @property
+    def rho(self) -> float:
+        r"""Realizable case: $\rho = 0$."""
+        return 0.0
+
+    @property
+    def good_event_probability(self) -> float:
+        """$(1-2^{-n})^{2^n-1}$: exactly one coordinate unseen (digest §7.1)."""
+        return exactly_one_unseen_probability(self.n)
+
+    def blocks(self, w: Float[Array, " d"]) -> Float[Array, "m T"]:
+        r"""The $2^n \times T$ block view of $w$ (without the last coordinate)."""
+        return w[:-1].reshape(2**self.n, self.T)
+
+    def sample(self, key: PRNGKeyArray) -> Float[Array, "n m"]:
+        r"""``n`` uniform examples from $\{0,1\}^{2^n}$."""
+        return _sample_bits(key, self.n, 2**self.n, self.dtype)
+
+    def good_event(self, S: Array) -> Bool[Array, ""]:
+        r"""Exactly one coordinate $I$ has $z(I)=0$ for every $z\in S$."""
+        return jnp.sum(_unseen_mask(S)) == 1
+
+    def sample_conditioned(self, key: PRNGKeyArray) -> Float[Array, "n m"]:
+        r"""A training set from $\mathcal{D}^n$ given the good event (rejection).
+
+        Acceptance probability ``good_event_probability`` $\ge 1/e$.
+        """
+        return rejection_sample(self.sample, self.good_event, key)
+
+    def unseen_index(self, S: Array) -> Int[Array, ""]:
+        r"""The coordinate $I$ with $z(I)=0$ for every $z\in S$ (0-based)."""
+        return _first_index(_unseen_mask(S), f"{type(self).__name__}.unseen_index")
+
+    @property
+    def _kappa(self) -> float:
+        return 1.0 / (2.0 * (self.d - 1))
+
+    def _chain(self, blocks):
+        previous = blocks[:, :-1].at[:, 0].add(self.lambda_)
+        links = blocks[:, 1:] - self.delta[None, :] * previous
+        return 0.5 * jnp.sum(jnp.square(jnp.maximum(links, 0.0)))
+
+    def _trigger(self, x):
+        return 0.5 * self.gamma * jnp.square(jnp.maximum(x + self.delta1, 0.0))
+
+    def loss(self, w: Float[Array, " d"], z: Float[Array, " m"]) -> Float[Array, ""]:
+        """$f = f_1 + f_2 + f_3$ of Theorem 7 (readable definition)."""
+        blocks = self.blocks(w)
+        f1 = 0.5 * jnp.sum(z[:, None] * jnp.square(blocks[:, 1:]))
+        v_z = jnp.where(z == 1, 1.0, -self._kappa)
+        return f1 + self._chain(blocks) + self._trigger(v_z @ blocks[:, 0] + w[-1])
+
+    def empirical_risk(self, w: Float[Array, " d"], S: Array) -> Float[Array, ""]:
+        """$F_S(w)$ in $O(d + n 2^n)$: counts for $f_1$, one product for triggers."""
+        blocks = self.blocks(w)
+        tails = jnp.sum(jnp.square(blocks[:, 1:]), axis=1)
+        f1 = 0.5 * jnp.dot(jnp.mean(S, axis=0), tails)
+        first = blocks[:, 0]
+        dots = (1.0 + self._kappa) * (S @ first) - self._kappa * jnp.sum(first) + w[-1]
+        return f1 + self._chain(blocks) + jnp.mean(self._trigger(dots))
+
+    def population_risk(
+        self,
+        w: Float[Array, " d"],
+        key: PRNGKeyArray | None = None,
+        *,
+        num_samples: int = 100_000,
+    ) -> RiskEstimate:
+        r"""$F(w)$: $\mathbb{E}f_1 = \frac14\sum_i\sum_{j\ge2}w^{(i)}(j)^2$ and $f_2$
+        exactly; $\mathbb{E}f_3$ exactly when at most ``max_support`` first-block
+        coordinates are non-zero, else by Monte Carlo (needs ``key``).
+
+        Along SAM's trajectory every first-block coordinate moves, so $\mathbb{E}f_3$
+        (of order $\gamma\approx10^{-13}$) is estimated; ``certificate`` is the
+        exact lower bound the theorem uses.
+        """  # noqa: D205
+        blocks = self.blocks(w)
+        exact_part = 0.25 * jnp.sum(jnp.square(blocks[:, 1:])) + self._chain(blocks)
+        first = blocks[:, 0]
+        trigger = bernoulli_sum_expectation(
+            self._trigger,
+            w[-1] - self._kappa * jnp.sum(first),
+            (1.0 + self._kappa) * first,
+            max_support=self.max_support,
+            key=key,
+            num_samples=num_samples,
+            call=f"{type(self).__name__}.population_risk",
+        )
+        return RiskEstimate(exact_part + trigger.value, trigger.stderr, trigger.exact)
+
+    def certificate(self, w: Float[Array, " d"], S: Array) -> Float[Array, ""]:
+        r"""The certificate $\frac14\sum_{j\ge2} w^{(I)}(j)^2 \le F(w)$ of Theorem 7."""
+        block = jax.lax.dynamic_index_in_dim(
+            self.blocks(w), self.unseen_index(S), axis=0, keepdims=False
+        )
+        return 0.25 * jnp.sum(jnp.square(block[1:]))
+
+    def realizer(self) -> Float[Array, " d"]:
+        r"""The realizer $w^\star = -\frac{\lambda}{2} e_d$, zero loss for every $z$."""
+        return jnp.zeros((self.d,), self.dtype).at[-1].set(-0.5 * self.lambda_)
