@@ -45,7 +45,7 @@ def _first_index(mask: Bool[Array, " m"], call: str) -> Int[Array, ""]:
 
 
 class FlatERM(AbstractProblem):
-    r"""Theorem 1 of arXiv 2511.03548: a flat ERM with $\Omega(1)$ risk, a sharp one with 0.
+    r"""Theorem 1 of arXiv 2511.03548: a flat bad ERM beside a sharp good ERM.
 
     $d = 2^n + 1$, $\mathcal{Z} = \{0,1\}^{2^n}$ with $\mathcal{D}$ uniform, and
 
