@@ -1,13 +1,27 @@
 """flatjax: flat minima and sharpness-aware optimization on exact hard instances.
 
 The constructions of arXiv 2511.03548 ("Flat Minima and Generalization: Insights from
-Stochastic Convex Optimization") as pure JAX problems, with sharpness-aware optimizers
-as optax transforms. Most of the mathematics needs float64: call
-``jax.config.update("jax_enable_x64", True)`` before creating arrays (the ``flatjax``
-command does this itself).
+Stochastic Convex Optimization") as pure JAX problems, sharpness-aware optimizers as
+optax transforms, and a ``lax.scan`` runner. Most of the mathematics needs float64:
+call ``jax.config.update("jax_enable_x64", True)`` before creating arrays (the
+``flatjax`` command does this itself).
 """
 
-from . import problems
+from . import bounds, optim, problems, runner
+from .optim import (
+    AbstractMaximizer,
+    AscentMaximizer,
+    FunctionMaximizer,
+    QuadraticMaximizer,
+    SAERResult,
+    gd,
+    maximize_quadratic_on_ball,
+    project_onto_ball,
+    sa_gd,
+    saer,
+    sam,
+    sharpness_aware,
+)
 from .problems import (
     ClassicERM,
     FlatERM,
@@ -18,17 +32,35 @@ from .problems import (
     SAMTrap,
     SquaredHinge,
 )
+from .runner import RunResult, run
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AbstractMaximizer",
+    "AscentMaximizer",
     "ClassicERM",
     "FlatERM",
+    "FunctionMaximizer",
     "LeastSquares",
+    "QuadraticMaximizer",
     "RiskEstimate",
+    "RunResult",
+    "SAERResult",
     "SAGDTrap",
     "SAMSharp",
     "SAMTrap",
     "SquaredHinge",
+    "bounds",
+    "gd",
+    "maximize_quadratic_on_ball",
+    "optim",
     "problems",
+    "project_onto_ball",
+    "run",
+    "runner",
+    "sa_gd",
+    "saer",
+    "sam",
+    "sharpness_aware",
 ]

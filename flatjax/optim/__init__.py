@@ -7,11 +7,35 @@ from ._maximizer_base import (
     saer,
     tree_norm,
 )
+from ._maximizers import (
+    AscentMaximizer,
+    QuadraticMaximizer,
+    maximize_quadratic_on_ball,
+)
+from ._transforms import (
+    ProjectionState,
+    SharpnessAwareState,
+    gd,
+    project_onto_ball,
+    sa_gd,
+    sam,
+    sharpness_aware,
+)
 
 __all__ = [
     "AbstractMaximizer",
+    "AscentMaximizer",
     "FunctionMaximizer",
+    "ProjectionState",
+    "QuadraticMaximizer",
     "SAERResult",
+    "SharpnessAwareState",
+    "gd",
+    "maximize_quadratic_on_ball",
+    "project_onto_ball",
+    "sa_gd",
     "saer",
+    "sam",
+    "sharpness_aware",
     "tree_norm",
 ]

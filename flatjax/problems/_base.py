@@ -78,7 +78,11 @@ class AbstractProblem(eqx.Module):
 
     @abc.abstractmethod
     def population_risk(
-        self, w: Float[Array, " d"], key: PRNGKeyArray | None = None
+        self,
+        w: Float[Array, " d"],
+        key: PRNGKeyArray | None = None,
+        *,
+        num_samples: int = 100_000,
     ) -> RiskEstimate:
         r"""The population risk $F(w)=\mathbb{E}_z f(w,z)$, exact where possible."""
 

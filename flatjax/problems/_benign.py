@@ -110,9 +110,13 @@ class LeastSquares(AbstractProblem):
         return 0.5 * jnp.square(jnp.dot(z[:-1], w) - z[-1])
 
     def population_risk(
-        self, w: Float[Array, " d"], key: PRNGKeyArray | None = None
+        self,
+        w: Float[Array, " d"],
+        key: PRNGKeyArray | None = None,
+        *,
+        num_samples: int = 100_000,
     ) -> RiskEstimate:
-        r"""$F(w) = \|w - w^\star\|^2 / (2d)$ exactly (``key`` is ignored)."""
+        r"""$F(w) = \|w - w^\star\|^2 / (2d)$ exactly (``key``, ``num_samples`` unused)."""
         value = jnp.sum(jnp.square(w - self.w_star)) / (2.0 * self.d_)
         return RiskEstimate(value, jnp.zeros_like(value), jnp.asarray(True))
 
@@ -218,9 +222,13 @@ class SquaredHinge(AbstractProblem):
         return 0.5 * jnp.square(jnp.maximum(0.5 * self.margin - margin, 0.0))
 
     def population_risk(
-        self, w: Float[Array, " d"], key: PRNGKeyArray | None = None
+        self,
+        w: Float[Array, " d"],
+        key: PRNGKeyArray | None = None,
+        *,
+        num_samples: int = 100_000,
     ) -> RiskEstimate:
-        """$F(w)$ exactly, by truncated Beta moments (``key`` is ignored)."""
+        """$F(w)$ exactly, by truncated Beta moments (``key``, ``num_samples`` unused)."""
         m = self.margin
         offset = 0.5 * m - m * w[0]
         slope = jnp.sqrt(1.0 - m**2) * jnp.linalg.norm(w[1:])

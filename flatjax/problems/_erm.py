@@ -261,9 +261,13 @@ class ClassicERM(AbstractProblem):
         return 0.5 * jnp.dot(jnp.mean(S, axis=0), jnp.square(w))
 
     def population_risk(
-        self, w: Float[Array, " d"], key: PRNGKeyArray | None = None
+        self,
+        w: Float[Array, " d"],
+        key: PRNGKeyArray | None = None,
+        *,
+        num_samples: int = 100_000,
     ) -> RiskEstimate:
-        r"""$F(w) = \frac14\|w\|^2$ exactly (``key`` is ignored)."""
+        r"""$F(w) = \frac14\|w\|^2$ exactly (``key``, ``num_samples`` unused)."""
         value = 0.25 * jnp.sum(jnp.square(w))
         return RiskEstimate(value, jnp.zeros_like(value), jnp.asarray(True))
 

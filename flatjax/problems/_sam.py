@@ -82,7 +82,11 @@ class SAMSharp(AbstractProblem):
         return 0.5 * jnp.square(jnp.maximum(w[0], 0.0))
 
     def population_risk(
-        self, w: Float[Array, " 1"], key: PRNGKeyArray | None = None
+        self,
+        w: Float[Array, " 1"],
+        key: PRNGKeyArray | None = None,
+        *,
+        num_samples: int = 100_000,
     ) -> RiskEstimate:
         """$F(w) = f(w)$ exactly (deterministic loss)."""
         value = self.loss(w, jnp.zeros((1,), self.dtype))
