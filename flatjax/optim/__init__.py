@@ -12,6 +12,7 @@ from ._maximizers import (
     QuadraticMaximizer,
     maximize_quadratic_on_ball,
 )
+from ._sa_erm import SAERMResult, sa_erm
 from ._transforms import (
     ProjectionState,
     SharpnessAwareState,
@@ -28,11 +29,13 @@ __all__ = [
     "FunctionMaximizer",
     "ProjectionState",
     "QuadraticMaximizer",
+    "SAERMResult",
     "SAERResult",
     "SharpnessAwareState",
     "gd",
     "maximize_quadratic_on_ball",
     "project_onto_ball",
+    "sa_erm",
     "sa_gd",
     "saer",
     "sam",

@@ -116,7 +116,7 @@ class LeastSquares(AbstractProblem):
         *,
         num_samples: int = 100_000,
     ) -> RiskEstimate:
-        r"""$F(w) = \|w - w^\star\|^2 / (2d)$ exactly (``key``, ``num_samples`` unused)."""
+        r"""$F(w) = \|w - w^\star\|^2 / (2d)$ exactly (no randomness used)."""
         value = jnp.sum(jnp.square(w - self.w_star)) / (2.0 * self.d_)
         return RiskEstimate(value, jnp.zeros_like(value), jnp.asarray(True))
 
@@ -228,7 +228,7 @@ class SquaredHinge(AbstractProblem):
         *,
         num_samples: int = 100_000,
     ) -> RiskEstimate:
-        """$F(w)$ exactly, by truncated Beta moments (``key``, ``num_samples`` unused)."""
+        """$F(w)$ exactly, by truncated Beta moments (no randomness used)."""
         m = self.margin
         offset = 0.5 * m - m * w[0]
         slope = jnp.sqrt(1.0 - m**2) * jnp.linalg.norm(w[1:])

@@ -182,6 +182,15 @@ class FlatERM(AbstractProblem):
         r"""$w^{(1)} = e_I$: flat, minimizes every SAER, $F = \frac14(1-\rho)^2$."""
         return jax.nn.one_hot(self.unseen_index(S), self.d, dtype=self.dtype)
 
+    def saer_minimizer(self, S: Array, radius) -> tuple[Array, Array]:
+        r"""The paper's SA-ERM output $e_I$, with $F_S^r(e_I) = \frac12[r-\rho]_+^2$.
+
+        Every $w$ has $F_S^r(w)\ge\frac12[r-\rho]_+^2$ (perturb the always-active
+        last coordinate), and $e_I$ attains it (digest §4.1, mechanism 1-2).
+        """
+        value = 0.5 * jnp.square(jnp.maximum(radius - self.rho, 0.0))
+        return self.flat_erm(S), value
+
     def sharp_erm(self) -> Float[Array, " d"]:
         r"""$w^{(2)} = \rho e_d$: an ERM with zero population risk, maximally sharp."""
         return jnp.zeros((self.d,), self.dtype).at[-1].set(self.rho)
@@ -274,6 +283,14 @@ class ClassicERM(AbstractProblem):
     def bad_erm(self, S: Array) -> Float[Array, " d"]:
         r"""$e_I$: an ERM with population risk $\frac14$."""
         return jax.nn.one_hot(self.unseen_index(S), self.d, dtype=self.dtype)
+
+    def saer_minimizer(self, S: Array, radius) -> tuple[Array, Array]:
+        r"""$w = 0$ and $F_S^r(0) = \frac{r^2}{2}\max_i c_i$ ($c$ the mean example).
+
+        $F_S^r$ is convex and even, so 0 minimizes it.
+        """
+        value = 0.5 * jnp.square(radius) * jnp.max(jnp.mean(S, axis=0))
+        return self.population_minimizer(), value
 
     def population_minimizer(self) -> Float[Array, " d"]:
         r"""$w^\star = 0$."""

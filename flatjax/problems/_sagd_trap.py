@@ -182,6 +182,16 @@ class SAGDTrap(AbstractProblem):
             call=f"{type(self).__name__}.population_risk",
         )
 
+    def saer_minimizer(self, S: Array, radius) -> tuple[Array, Array]:
+        r"""A SAER minimizer, $w = 0$, with $F_S^r(0) = \frac12[r-\rho]_+^2$.
+
+        Perturbing the always-active last coordinate shows
+        $F_S^r(w) \ge \frac12[r-\rho]_+^2$ for every $w$; at 0 every $\|v\|\le r$
+        gives $s\le\|v\|^2$, so 0 attains it (as do SA-GD's suffix averages).
+        """
+        value = 0.5 * jnp.square(jnp.maximum(radius - self.rho, 0.0))
+        return self.initial_point(), value
+
     def lower_bound_applies(self, learning_rate: float, radius: float) -> bool:
         r"""Whether Theorem 3's hypotheses hold for these $\eta$ and $r$.
 

@@ -96,6 +96,11 @@ class SAMSharp(AbstractProblem):
         r"""The SAER in closed form, $F^r(w) = \frac12\max(0, w + r)^2$."""
         return 0.5 * jnp.square(jnp.maximum(w[0] + radius, 0.0))
 
+    def saer_minimizer(self, S: Array, radius) -> tuple[Array, Array]:
+        r"""The minimizer of $F^r$ on $[-1,1]$: $-\frac12$ if $r\le\frac12$, else -1."""
+        w = jnp.where(radius <= 0.5, -0.5, -1.0).astype(self.dtype)[None]
+        return w, self.saer(w, radius)
+
     def flat_minimizer(self) -> Float[Array, " 1"]:
         r"""$w^\star = -\frac12$: a minimizer of $F^r$ for every $r\le\frac12$."""
         return jnp.full((1,), -0.5, self.dtype)

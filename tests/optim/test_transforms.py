@@ -317,3 +317,52 @@ def test_maximizer_outside_the_ball_is_a_runtime_error():
                 w, opt.init(w), w
             )
         )
+
+
+# ------------------------------------------------------------------------------
+# SA-ERM.
+
+
+def test_sa_erm_closed_forms():
+    from flatjax.optim import sa_erm
+    from flatjax.problems import ClassicERM, FlatERM, SAGDTrap, SAMSharp
+
+    flat = FlatERM(n=4, rho=0.25)
+    S = flat.sample_conditioned(jax.random.key(0))
+    result = sa_erm(flat, S, 0.5)
+    assert result.method == "closed_form"
+    np.testing.assert_array_equal(result.w, flat.flat_erm(S))
+    assert float(result.saer) == 0.5 * 0.25**2
+    # The closed form is attained: F_S at the perturbation r e_d equals the value.
+    assert float(flat.empirical_risk(result.w.at[-1].add(0.5), S)) == 0.5 * 0.25**2
+    trap = SAGDTrap(n=3, T=4, rho=0.1)
+    w, value = sa_erm(trap, trap.sample(jax.random.key(1)), 0.3)[:2]
+    assert jnp.all(w == 0) and float(value) == pytest.approx(0.02)
+    sharp = SAMSharp()
+    result = sa_erm(sharp, sharp.sample(None), 0.25)
+    assert float(result.w[0]) == -0.5 and float(result.saer) == 0.0
+    classic = ClassicERM(n=3)
+    S = classic.sample(jax.random.key(2))
+    w, value, _ = sa_erm(classic, S, 0.4)
+    assert float(value) == pytest.approx(0.08 * float(S.mean(axis=0).max()))
+
+
+def test_sa_erm_numerical_path_reaches_the_quadratic_saer_minimum():
+    from flatjax.optim import sa_erm
+    from flatjax.problems import LeastSquares
+
+    problem = LeastSquares(d=3, n=20)
+    S = problem.sample(jax.random.key(4))
+    X = S[:, :-1]
+    hessian = X.T @ X / problem.n
+    gradient = -hessian @ problem.w_star
+    result = sa_erm(
+        problem, S, 0.2, maximizer=QuadraticMaximizer(hessian, gradient), steps=2000
+    )
+    assert result.method == "numerical"
+    # min_w F_S^r(w) = r^2 lambda_max / 2, at w = w*; the SA-GD average is within a
+    # few percent after 2000 steps (Theorem 2's O(1/T) rate for the flat part).
+    target = 0.5 * 0.2**2 * float(jnp.linalg.eigvalsh(hessian)[-1])
+    assert target <= float(result.saer) <= 1.05 * target
+    with pytest.raises(ValueError, match="pass `maximizer=` or `key=`"):
+        sa_erm(problem, S, 0.2)
