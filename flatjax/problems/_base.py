@@ -90,6 +90,16 @@ class AbstractProblem(eqx.Module):
         r"""The empirical risk $F_S(w) = \frac1n\sum_i f(w, z_i)$."""
         return jnp.mean(jax.vmap(self.loss, in_axes=(None, 0))(w, S))
 
+    def value_and_grad(
+        self, w: Float[Array, " d"], S: Array
+    ) -> tuple[Float[Array, ""], Float[Array, " d"]]:
+        r"""$F_S(w)$ and $\nabla F_S(w)$ together (what the runner calls every step).
+
+        Defaults to autodiff of ``empirical_risk``; a problem may override it with a
+        hand-fused gradient, which tests hold equal to the autodiff of ``loss``.
+        """
+        return jax.value_and_grad(self.empirical_risk)(w, S)
+
     def initial_point(self) -> Float[Array, " d"]:
         """The initial point $w_1 = 0$ used by the paper's proofs."""
         return jnp.zeros((self.d,), self.dtype)

@@ -159,8 +159,11 @@ def run(
     def loss_fn(w):
         return problem.empirical_risk(w, S)
 
-    value_and_grad = jax.value_and_grad(loss_fn)
-    grad_fn = jax.grad(loss_fn)
+    def value_and_grad(w):
+        return problem.value_and_grad(w, S)
+
+    def grad_fn(w):
+        return problem.value_and_grad(w, S)[1]
     taus = jnp.asarray(starts, jnp.int32)
 
     def observe(w, t, value=None, grad=None):
