@@ -17,6 +17,7 @@ from ._base import (
     check_int,
     check_memory,
     check_real,
+    is_concrete,
 )
 
 
@@ -67,17 +68,20 @@ class LeastSquares(AbstractProblem):
             call, (self.d_ + 1) * (self.n + 1) * self.dtype.itemsize, max_bytes
         )
         if w_star is None:
-            w_star = jnp.zeros((self.d_,), self.dtype).at[0].set(0.5)
+            w_star = np.zeros((self.d_,), self.dtype)
+            w_star[0] = 0.5
         w_star = jnp.asarray(w_star, self.dtype)
         if w_star.shape != (self.d_,):
             raise ValueError(
                 f"`{call}(w_star=...)` must have shape ({self.d_},), got {w_star.shape}"
             )
-        norm = float(jnp.linalg.norm(w_star))
-        if not norm <= 1.0:
-            raise ValueError(
-                f"`{call}(w_star=...)` must lie in the unit ball, got norm {norm:.6g}"
-            )
+        if is_concrete(w_star):
+            norm = float(jnp.linalg.norm(w_star))
+            if not norm <= 1.0:
+                raise ValueError(
+                    f"`{call}(w_star=...)` must lie in the unit ball, got norm "
+                    f"{norm:.6g}"
+                )
         self.w_star = w_star
 
     @property

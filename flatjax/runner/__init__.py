@@ -1,5 +1,13 @@
 """Run optax transforms on problems with ``lax.scan``: metrics and suffix averages."""
 
 from ._runner import RunResult, default_suffix_starts, run
+from ._stability import LeaveOneOut, LooStabilityResult, loo_stability
 
-__all__ = ["RunResult", "default_suffix_starts", "run"]
+__all__ = [
+    "LeaveOneOut",
+    "LooStabilityResult",
+    "RunResult",
+    "default_suffix_starts",
+    "loo_stability",
+    "run",
+]

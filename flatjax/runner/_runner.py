@@ -164,6 +164,7 @@ def run(
 
     def grad_fn(w):
         return problem.value_and_grad(w, S)[1]
+
     taus = jnp.asarray(starts, jnp.int32)
 
     def observe(w, t, value=None, grad=None):
