@@ -1,5 +1,6 @@
 """Sweeps: equal to a loop, invariant to chunking and devices, resumable, strict."""
 
+import json
 import os
 import signal
 import subprocess
@@ -46,7 +47,9 @@ def test_thousand_seed_sweep_equals_a_python_loop_bit_for_bit():
     @jax.jit
     def one(index):
         # The documented key derivation: (sweep seed, group, run index).
-        sample_key, population_key = jax.random.split(jax.random.fold_in(group_key, index))
+        sample_key, population_key = jax.random.split(
+            jax.random.fold_in(group_key, index)
+        )
         problem = LeastSquares(d=4, n=6)
         result = run(
             problem,
@@ -56,7 +59,8 @@ def test_thousand_seed_sweep_equals_a_python_loop_bit_for_bit():
             suffix_starts=(1, 8),
             key=population_key,
         )
-        return result.suffix_metrics["population_risk"], result.metrics["iterate_norm"][-1]
+        last_norm = result.metrics["iterate_norm"][-1]
+        return result.suffix_metrics["population_risk"], last_norm
 
     looped = [one(i) for i in range(1000)]
     risks = np.array([float(r[0][0]) for r in looped])
@@ -92,8 +96,8 @@ def test_results_do_not_depend_on_the_device_count(tmp_path):
     subprocess.run([sys.executable, "-c", script], check=True, env=env, cwd=REPO)
     four_devices = pd.read_parquet(tmp_path / "four" / "runs.parquet")
     pd.testing.assert_frame_equal(one_device, four_devices, check_exact=True)
-    metadata = (tmp_path / "four" / "metadata.json").read_text()
-    assert "TFRT_CPU_3" in metadata or "cpu:3" in metadata.lower() or "CpuDevice(id=3)" in metadata
+    metadata = json.loads((tmp_path / "four" / "metadata.json").read_text())
+    assert len(metadata["devices"]) == 4
 
 
 def test_persisted_sweep_round_trips_and_refuses_another_configuration(tmp_path):
@@ -158,7 +162,9 @@ def test_sigkill_loses_at_most_the_chunk_in_flight(tmp_path):
         time.sleep(0.05)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    survivors = {p: p.stat().st_mtime_ns for p in (out / "chunks").glob("*[0-9].parquet")}
+    survivors = {
+        p: p.stat().st_mtime_ns for p in (out / "chunks").glob("*[0-9].parquet")
+    }
     assert 3 <= len(survivors) < 16, "the sweep should be killed mid-way"
     assert not (out / "runs.parquet").exists()
     resumed = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
@@ -184,16 +190,42 @@ def test_memory_budget_picks_a_chunk_and_refuses_too_small_a_budget():
 @pytest.mark.parametrize(
     "overrides, match",
     [
-        ({"grid": {"d": [4], "n": [6], "learning_rate": [0.1], "radius": [0.1], "rhoo": [1]}}, "unknown hyperparameter 'rhoo'"),
-        ({"grid": {"d": [4], "n": [], "learning_rate": [0.1], "radius": [0.1]}}, "empty list of values for 'n'"),
-        ({"grid": {"d": [4], "n": [6], "radius": [0.1]}}, r"needs values for \['learning_rate'\]"),
+        (
+            {
+                "grid": {
+                    "d": [4],
+                    "n": [6],
+                    "learning_rate": [0.1],
+                    "radius": [0.1],
+                    "rhoo": [1],
+                }
+            },
+            "unknown hyperparameter 'rhoo'",
+        ),
+        (
+            {"grid": {"d": [4], "n": [], "learning_rate": [0.1], "radius": [0.1]}},
+            "empty list of values for 'n'",
+        ),
+        (
+            {"grid": {"d": [4], "n": [6], "radius": [0.1]}},
+            r"needs values for \['learning_rate'\]",
+        ),
         ({"seeds": -3}, r"seeds=...\)` must be an int >= 1, got -3"),
         ({"problem": "Nope"}, r"problem=...\)` must be one of"),
         ({"optimizer": "adamw"}, r"optimizer=...\)` must be one of"),
-        ({"grid": {"d": [4], "n": [6], "learning_rate": [-0.1], "radius": [0.1]}}, r"sam\(learning_rate=...\)` must be >= 0.0"),
-        ({"grid": {"d": [4], "n": [0], "learning_rate": [0.1], "radius": [0.1]}}, r"LeastSquares\(n=...\)` must be >= 1"),
+        (
+            {"grid": {"d": [4], "n": [6], "learning_rate": [-0.1], "radius": [0.1]}},
+            r"sam\(learning_rate=...\)` must be >= 0.0",
+        ),
+        (
+            {"grid": {"d": [4], "n": [0], "learning_rate": [0.1], "radius": [0.1]}},
+            r"LeastSquares\(n=...\)` must be >= 1",
+        ),
         ({"optimizer": "sa_gd"}, "must name an exact maximizer"),
-        ({"suffix_starts": (9,)}, r"suffix_starts=...\)` must be ints in \[1, steps=8\]"),
+        (
+            {"suffix_starts": (9,)},
+            r"suffix_starts=...\)` must be ints in \[1, steps=8\]",
+        ),
         ({"record": ("everything",)}, r"record=...\)` must be a non-empty subset"),
     ],
 )
