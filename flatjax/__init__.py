@@ -7,7 +7,7 @@ call ``jax.config.update("jax_enable_x64", True)`` before creating arrays (the
 ``flatjax`` command does this itself).
 """
 
-from . import bounds, optim, problems, runner
+from . import bounds, measures, optim, problems, runner, sweep
 from .optim import (
     AbstractMaximizer,
     AscentMaximizer,
@@ -57,6 +57,7 @@ __all__ = [
     "bounds",
     "gd",
     "maximize_quadratic_on_ball",
+    "measures",
     "optim",
     "problems",
     "project_onto_ball",
@@ -67,4 +68,5 @@ __all__ = [
     "saer",
     "sam",
     "sharpness_aware",
+    "sweep",
 ]
