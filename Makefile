@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/flatjax problems
+	$(BIN)/flatjax reproduce --quick
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow" -n 2

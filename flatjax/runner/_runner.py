@@ -81,6 +81,7 @@ def run(
     saer_radius=None,
     suffix_starts: Sequence[int] | None = None,
     record_population: bool = True,
+    population_every_step: bool = True,
     key: PRNGKeyArray | None = None,
     population_samples: int = 4096,
     extra_metrics: dict[str, Callable[[Array], Array]] | None = None,
@@ -115,7 +116,10 @@ def run(
         saer_radius: radius $r$ at which to record $F_S^r$ (needs ``maximizer``).
         suffix_starts: the 1-based starts $\tau$ (1 is always included); default
             ``default_suffix_starts(steps)``.
-        record_population: record ``population_risk`` at every iterate.
+        record_population: record ``population_risk`` (of the suffix averages, and
+            of every iterate when ``population_every_step``).
+        population_every_step: also record it at every iterate (costly where it is
+            an exact sum over sign patterns or a Monte Carlo estimate).
         key: randomness for Monte Carlo population risks (problems without an
             exact value); without it such a problem raises at run time.
         population_samples: Monte Carlo samples per evaluation when needed.
@@ -166,14 +170,13 @@ def run(
         return problem.value_and_grad(w, S)[1]
 
     taus = jnp.asarray(starts, jnp.int32)
+    per_step_population = record_population and population_every_step
 
-    def observe(w, t, value=None, grad=None):
-        if value is None:
-            value, grad = value_and_grad(w)
+    def observe(w, t, value, grad, population):
         metrics = {"empirical_risk": value, "iterate_norm": tree_norm(w)}
         if grad is not None:
             metrics["grad_norm"] = tree_norm(grad)
-        if record_population:
+        if population:
             step_key = None if key is None else jax.random.fold_in(key, t)
             risk = problem.population_risk(w, step_key, num_samples=population_samples)
             metrics["population_risk"] = risk.value
@@ -188,7 +191,7 @@ def run(
     def step(carry, t):
         w, state, sums, acted, nonfinite = carry
         value, grad = value_and_grad(w)
-        metrics = observe(w, t, value, grad)
+        metrics = observe(w, t, value, grad, per_step_population)
         sums = sums + (t >= taus)[:, None].astype(w.dtype) * w[None, :]
         bad = jnp.logical_not(jnp.all(jnp.isfinite(w)) & jnp.all(jnp.isfinite(grad)))
         nonfinite = jnp.where((nonfinite < 0) & bad, t, nonfinite)
@@ -212,7 +215,7 @@ def run(
     (w_last, _, sums, acted, nonfinite), metrics = jax.lax.scan(step, init, ts)
     # The last iterate w_T is observed but not updated.
     last_value, last_grad = value_and_grad(w_last)
-    last = observe(w_last, jnp.int32(steps), last_value, last_grad)
+    last = observe(w_last, jnp.int32(steps), last_value, last_grad, per_step_population)
     metrics = jax.tree_util.tree_map(
         lambda history, final: jnp.concatenate([history, final[None]]), metrics, last
     )
@@ -223,8 +226,8 @@ def run(
     nonfinite = jnp.where((nonfinite < 0) & bad, steps, nonfinite)
     counts = (steps - taus + 1).astype(problem.dtype)
     averages = sums / counts[:, None]
-    suffix_metrics = jax.vmap(lambda w, t: observe(w, t, *value_and_grad(w)))(
-        averages, steps + taus
-    )
+    suffix_metrics = jax.vmap(
+        lambda w, t: observe(w, t, *value_and_grad(w), record_population)
+    )(averages, steps + taus)
     suffix_metrics.pop("grad_norm")
     return RunResult(metrics, w_last, taus, averages, suffix_metrics, acted, nonfinite)

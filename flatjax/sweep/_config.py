@@ -14,7 +14,7 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from ..optim import FunctionMaximizer, gd, sa_gd, sam
+from ..optim import FunctionMaximizer, QuadraticMaximizer, gd, sa_gd, sam
 from ..problems import (
     ClassicERM,
     FlatERM,
@@ -79,10 +79,19 @@ def _increasing(problem, S):
     return FunctionMaximizer(lambda w, r: jnp.full_like(w, r))
 
 
+def _least_squares_quadratic(problem, S):
+    # F_S(w) = 1/2 (w - w*)^T H (w - w*) with H = X^T X / n: the trust-region solver
+    # is exact.
+    X = S[:, :-1]
+    hessian = X.T @ X / problem.n
+    return QuadraticMaximizer(hessian, -hessian @ problem.w_star)
+
+
 #: Exact maximizers a sweep can name, per problem.
 MAXIMIZERS: dict[str, dict[str, Callable]] = {
     "SAGDTrap": {"adversarial": _adversarial, "extra_coordinate": _extra_coordinate},
     "SAMSharp": {"increasing": _increasing},
+    "LeastSquares": {"quadratic": _least_squares_quadratic},
 }
 
 _RECORDS = ("suffix", "final", "curves")

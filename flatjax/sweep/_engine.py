@@ -111,6 +111,7 @@ def _one_run(config: SweepConfig, group: Mapping, group_key):
             saer_radius=saer_radius,
             suffix_starts=starts,
             record_population=config.population,
+            population_every_step="curves" in config.record,
             key=population_key,
             extra_metrics=extra,
         )
@@ -327,12 +328,13 @@ def run_sweep(
     run index) only, so results are bit-identical whatever the chunk size, device
     count or resume point.
 
-    Memory: the chunk program is compiled for the smallest chunk (one block per
-    device) and XLA's own memory analysis (arguments + outputs + temporaries) gives
-    its peak; a larger chunk adds only inputs and outputs per run (blocks run one
-    after another), so the chunk size is the largest multiple of
-    ``devices × block_size`` whose estimate stays under ``memory_budget`` (default:
-    a quarter of the device's memory).
+    Memory: the chunk program is compiled and XLA's own memory analysis
+    (arguments + outputs + temporaries) gives its peak per device; blocks run one
+    after another, so a chunk needs one block's temporaries plus the inputs and
+    outputs of its runs. Without ``chunk_size``, the chunk starts at all runs and
+    shrinks (in multiples of ``devices × block_size``) until that estimate is under
+    ``memory_budget`` (default: a quarter of the device's memory); a budget below
+    one block is an error.
 
     Persistence (when ``out`` is given): ``sweep.json`` records the configuration's
     fingerprint; each finished chunk is written atomically (temporary file, fsync,
@@ -433,13 +435,15 @@ def run_sweep(
         elif chunk_size is not None:
             size = _round_up(min(chunk_size, total), unit)
         else:
-            size = _chunk_from_budget(program, inputs, unit, total, budget)
-        ranges = _uncovered(total, finished, size)
-        if not ranges:
+            size = _round_up(total, unit)
+        if not _uncovered(total, finished, size):
             continue
         tic = time.perf_counter()
-        compiled = program.lower(*inputs(np.arange(min(size, total)), size)).compile()
+        compiled, size = _compile_within_budget(
+            program, inputs, size, unit, total, budget, fixed=chunk_size is not None
+        )
         compile_seconds[g] = time.perf_counter() - tic
+        ranges = _uncovered(total, finished, size)
         for start, stop in ranges:
             indices = np.arange(start, stop)
             record, curves = _to_host(compiled(*inputs(indices, size)))
@@ -502,25 +506,34 @@ def _parquet_bytes(frame) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def _chunk_from_budget(program, inputs, unit: int, total: int, budget: int) -> int:
-    smallest = program.lower(*inputs(np.arange(min(unit, total)), unit)).compile()
-    stats = smallest.memory_analysis()
-    base = (
-        stats.argument_size_in_bytes
-        + stats.output_size_in_bytes
-        + stats.temp_size_in_bytes
-    )
-    per_run = (stats.argument_size_in_bytes + stats.output_size_in_bytes) / unit
-    if base > budget:
-        raise ValueError(
-            f"`run_sweep(memory_budget=...)`: {budget:,} bytes is smaller than one "
-            "block "
-            f"of {unit} runs, which needs about {base:,} bytes; raise the budget or "
-            "lower `block_size`"
-        )
-    extra_runs = int((budget - base) // max(per_run, 1.0))
-    size = unit + unit * (extra_runs // unit)
-    return min(size, _round_up(total, unit))
+def _peak_bytes(compiled) -> tuple[int, int]:
+    """XLA's peak estimate (arguments + outputs + temporaries) and its I/O part."""
+    stats = compiled.memory_analysis()
+    io = stats.argument_size_in_bytes + stats.output_size_in_bytes
+    return io + stats.temp_size_in_bytes, io
+
+
+def _compile_within_budget(program, inputs, size, unit, total, budget, *, fixed):
+    """Compile the chunk program, shrinking the chunk until XLA's estimate fits.
+
+    Blocks run one after another, so a chunk's peak is one block's temporaries plus
+    the inputs and outputs of all its runs: the chunk is shrunk in proportion to
+    the I/O part until the estimate is under ``budget``.
+    """
+    while True:
+        compiled = program.lower(*inputs(np.arange(min(size, total)), size)).compile()
+        peak, io = _peak_bytes(compiled)
+        if peak <= budget or fixed:
+            return compiled, size
+        if size == unit:
+            raise ValueError(
+                f"`run_sweep(memory_budget=...)`: {budget:,} bytes is smaller than one "
+                f"block of {unit} runs, which needs about {peak:,} bytes; raise the "
+                "budget or lower `block_size`"
+            )
+        per_run = io / size
+        fitting = int((budget - (peak - io)) // max(per_run, 1.0))
+        size = max(unit, min(size - unit, unit * (fitting // unit)))
 
 
 def _runs_frame(config, spec, group, g, indices, point_table, record, count):
