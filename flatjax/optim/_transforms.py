@@ -95,10 +95,13 @@ def sharpness_aware(
       ``(w, radius) -> v``, given here or as the extra argument ``maximizer``; a
       perturbation outside the ball is a runtime error.
 
-    With ``radius = 0`` the output is exactly the input gradient, so the chain is
-    bit-for-bit the base optimizer. The state is a step counter: no copy of the
-    parameters. ``radius`` may be a traced array (e.g. under ``vmap``); concrete
-    values are validated, traced ones are not.
+    With ``radius = 0`` the output is exactly the input gradient (a select, not an
+    arithmetic identity), so the chain feeds the base optimizer the same numbers
+    and is bit-for-bit the base optimizer run the same way; a different compiled
+    program (e.g. a traced radius inside a jitted scan) may be fused and rounded
+    differently by XLA (seen: 3e-17 after 300 Adam steps). The state is a step
+    counter: no copy of the parameters. ``radius`` may be a traced array (e.g.
+    under ``vmap``); concrete values are validated, traced ones are not.
 
     Extra arguments of ``update`` (keyword-only): ``grad_fn`` (required: maps
     parameters to $\nabla F_S$) and ``maximizer`` (for ``"exact"``); others are
