@@ -3,4 +3,4 @@
 from ._experiments import EXPERIMENTS, Check, Experiment
 from ._reproduce import format_experiment, reproduce
 
-__all__ = ["EXPERIMENTS", "Check", "Experiment", "format_experiment", "reproduce"]
+__all__ = ["Check", "EXPERIMENTS", "Experiment", "format_experiment", "reproduce"]
