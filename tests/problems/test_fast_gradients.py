@@ -204,7 +204,10 @@ def test_gd_trajectory_on_sam_trap_equals_autodiff():
     kwargs = dict(n=6, T=16, learning_rate=1 / 24, radius=0.5)
     fast, slow = SAMTrap(**kwargs), ReadableSAMTrap(**kwargs)
     S = fast.sample_conditioned(jax.random.key(0))
-    runs = [run(p, gd(1 / 24), S, 16, record_population=False) for p in (fast, slow)]
+    runs = [
+        jax.jit(lambda S, p=p: run(p, gd(1 / 24), S, 16, record_population=False))(S)
+        for p in (fast, slow)
+    ]
     assert_same_run(*runs, atol=1e-15)
 
 
@@ -246,7 +249,10 @@ def test_gd_trajectory_on_sagd_trap_from_a_random_start_equals_autodiff():
     S = fast.sample(jax.random.key(1))
     w1 = 0.3 * jax.random.normal(jax.random.key(2), (fast.d,)) / math.sqrt(fast.d)
     runs = [
-        run(p, gd(0.5), S, 20, w1=w1, record_population=False) for p in (fast, slow)
+        jax.jit(lambda S, p=p: run(p, gd(0.5), S, 20, w1=w1, record_population=False))(
+            S
+        )
+        for p in (fast, slow)
     ]
     assert float(jnp.max(jnp.abs(runs[0].final - w1))) > 1e-3  # it moved
     assert_same_run(*runs, atol=1e-14)
