@@ -304,16 +304,15 @@ def project_onto_ball(radius=1.0) -> optax.GradientTransformationExtraArgs:
         if params is None:
             raise ValueError("`project_onto_ball`: update needs `params`")
         target = jax.tree_util.tree_map(jnp.add, params, updates)
-        norm = tree_norm(target)
-        acted = norm > radius
-        scale = _safe_scale(jnp.asarray(radius), norm)
-        projected = jax.tree_util.tree_map(
-            lambda t, p, u: jnp.where(acted, (scale * t).astype(u.dtype) - p, u),
-            target,
+        projected, acted = project_point(target, radius)
+        # Inside the ball the update passes through untouched (bit-for-bit).
+        new_updates = jax.tree_util.tree_map(
+            lambda t, p, u: jnp.where(acted, (t - p).astype(u.dtype), u),
+            projected,
             params,
             updates,
         )
-        return projected, ProjectionState(acted=jnp.logical_or(state.acted, acted))
+        return new_updates, ProjectionState(acted=jnp.logical_or(state.acted, acted))
 
     return optax.GradientTransformationExtraArgs(init, update)
 
