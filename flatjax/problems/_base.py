@@ -13,6 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
+from ._kernel import AbstractFusedKernel
+
 #: Largest estimated size, in bytes, of one iterate plus one training set that a
 #: problem constructor accepts by default (8 GiB). Pass ``max_bytes=`` to change it.
 DEFAULT_MAX_BYTES = 8 * 2**30
@@ -103,6 +105,25 @@ class AbstractProblem(eqx.Module):
     def initial_point(self) -> Float[Array, " d"]:
         """The initial point $w_1 = 0$ used by the paper's proofs."""
         return jnp.zeros((self.d,), self.dtype)
+
+    def fused_kernel(
+        self, S: Array, algorithm: str, learning_rate, radius, maximizer=None
+    ) -> AbstractFusedKernel | None:
+        r"""A hand-fused trajectory kernel for ``algorithm`` on ``S``, or ``None``.
+
+        ``flatjax.runner.run_fused`` calls it and falls back to ``flatjax.runner.run``
+        with the optax transform of the same name when it returns ``None`` (the
+        default). A problem returns a kernel only for the (algorithm, maximizer)
+        pairs it implements exactly.
+
+        Args:
+            S: the training set.
+            algorithm: ``"gd"``, ``"sam"`` or ``"sa_gd"``.
+            learning_rate: $\eta$ (may be traced).
+            radius: $r$ (may be traced; ignored by ``"gd"``).
+            maximizer: the exact maximizer of ``"sa_gd"``.
+        """
+        return None
 
 
 # ----------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from ._base import (
     unseen_probability,
 )
 from ._erm import _first_index, _unseen_mask
+from ._kernel import AbstractFusedKernel, KernelMetrics
 
 
 class SAGDTrap(AbstractProblem):
@@ -277,21 +278,10 @@ class SAGDTrap(AbstractProblem):
             S: the training set; it must satisfy the good event.
 
         Returns:
-            A maximizer ``(w, radius) -> v``.
+            An ``AdversarialMaximizer``, called as ``(w, radius) -> v``; SA-GD's
+            fused kernel recognizes it (``fused_kernel``).
         """
-        index = self.unseen_index(S)
-
-        def maximizer(w: Float[Array, " d"], radius) -> Float[Array, " d"]:
-            block = jax.lax.dynamic_index_in_dim(
-                self.blocks(w), index, axis=0, keepdims=False
-            )
-            free = block >= 0
-            position = jnp.where(
-                jnp.any(free), self.T * index + jnp.argmax(free), self.d - 1
-            )
-            return radius * jax.nn.one_hot(position, self.d, dtype=w.dtype)
-
-        return maximizer
+        return AdversarialMaximizer(self, self.unseen_index(S))
 
     def extra_coordinate_maximizer(self):
         r"""A non-adversarial tie-break, $v = r\,\mathrm{sign}(w(d))\,e_d$, sign(0) = 1.
@@ -311,3 +301,150 @@ class SAGDTrap(AbstractProblem):
             return jnp.zeros_like(w).at[-1].set(sign * radius)
 
         return maximizer
+
+    def fused_kernel(
+        self, S: Array, algorithm: str, learning_rate, radius, maximizer=None
+    ) -> AbstractFusedKernel | None:
+        r"""GD, and SA-GD with ``adversarial_maximizer``, from per-block statistics.
+
+        The state is the $2^n\times T$ block matrix and $w(d)$. A step makes one
+        pass over the blocks for the row sums $P_i-N_i$ and $N_i$ (which give
+        $F_S(w_t)$, $\|w_t\|$ and $\|\nabla F_S(w_t)\|$ without touching $w$
+        again), corrects them at the single coordinate the oracle perturbs (so
+        $w_t + v_t$ is never materialized and $F_S^r(w_t) = F_S(w_t + v_t)$ comes
+        free), and one elementwise pass writes $w_{t+1}$. Other maximizers (or
+        ``"sam"``) return ``None``: ``run_fused`` then uses the generic runner.
+        """
+        maximizer = getattr(maximizer, "fn", maximizer)  # FunctionMaximizer
+        if algorithm == "sa_gd" and not isinstance(maximizer, AdversarialMaximizer):
+            return None
+        if algorithm not in ("gd", "sa_gd"):
+            return None
+        S = jnp.asarray(S, self.dtype)
+        return _SAGDTrapKernel(
+            problem=self,
+            plus=0.5 * (S + 1.0),
+            index=maximizer.index if algorithm == "sa_gd" else jnp.asarray(0),
+            learning_rate=jnp.asarray(learning_rate, self.dtype),
+            radius=jnp.asarray(radius, self.dtype),
+            adversarial=algorithm == "sa_gd",
+        )
+
+
+class AdversarialMaximizer(eqx.Module):
+    r"""The oracle $v = r\,e_{(I,j)}$ of ``SAGDTrap.adversarial_maximizer``.
+
+    $j$ is the first coordinate of block $I$ with $w^{(I)}(j)\ge0$; $v = r e_d$
+    once there is none.
+
+    Attributes:
+        problem: the ``SAGDTrap`` instance.
+        index: the block $I$ whose $-1$ no training example shows (0-based).
+    """
+
+    problem: SAGDTrap
+    index: Int[Array, ""]
+
+    def __call__(self, w: Float[Array, " d"], radius) -> Float[Array, " d"]:
+        """The perturbation $v$ at ``w``, of norm ``radius``."""
+        p = self.problem
+        block = jax.lax.dynamic_index_in_dim(
+            p.blocks(w), self.index, axis=0, keepdims=False
+        )
+        free = block >= 0
+        in_block = p.T * self.index + jnp.argmax(free)
+        position = jnp.where(jnp.any(free), in_block, p.d - 1)
+        return radius * jax.nn.one_hot(position, p.d, dtype=w.dtype)
+
+
+class _SAGDTrapKernel(AbstractFusedKernel):
+    r"""GD/SA-GD on ``SAGDTrap``; state ``(blocks, last)`` of shapes $(2^n, T)$, ()."""
+
+    problem: SAGDTrap
+    plus: Float[Array, "n m"]
+    index: Int[Array, ""]
+    learning_rate: Float[Array, ""]
+    radius: Float[Array, ""]
+    adversarial: bool = eqx.field(static=True)
+
+    def init(self, w):
+        return self.problem.blocks(w), w[-1]
+
+    def flat(self, state):
+        blocks, last = state
+        return jnp.concatenate([blocks.reshape(-1), last[None]])
+
+    @staticmethod
+    def _rows(blocks):
+        # P_i - N_i and N_i, the statistics of SAGDTrap.value_and_grad.
+        difference = jnp.sum(blocks * jnp.abs(blocks), axis=1)
+        negative = jnp.sum(jnp.square(jnp.minimum(blocks, 0.0)), axis=1)
+        return difference, negative
+
+    def norm(self, state):
+        blocks, last = state
+        difference, negative = self._rows(blocks)
+        return jnp.sqrt(jnp.sum(difference + 2.0 * negative) + jnp.square(last))
+
+    def _slopes(self, difference, negative, last):
+        p = self.problem
+        s = (
+            jnp.sum(negative)
+            + jnp.square(last)
+            + jnp.sum(self.plus * difference[None, :], axis=1)
+        )
+        value = jnp.mean(flat_half_square(s, p.rho))
+        inside = s > 0
+        root = jnp.sqrt(jnp.where(inside, s, 1.0))
+        slope = jnp.where(inside, jnp.maximum(root - p.rho, 0.0) / root, 0.0) / p.n
+        return value, jnp.sum(slope[:, None] * self.plus, axis=0), jnp.sum(slope)
+
+    def step(self, state, scale):
+        raw, raw_last = state
+        # The statistics of w_t = scale * raw, from one pass over raw.
+        difference, negative = self._rows(raw)
+        difference, negative = scale**2 * difference, scale**2 * negative
+        last = scale * raw_last
+        value, seen, total = self._slopes(difference, negative, last)
+        positive = difference + negative
+        grad_norm = jnp.sqrt(
+            jnp.sum(jnp.square(seen) * positive + jnp.square(total - seen) * negative)
+            + jnp.square(total * last)
+        )
+        saer = None
+        ascended_last = last
+        if self.adversarial:
+            i = self.index
+            row = scale * jax.lax.dynamic_index_in_dim(raw, i, axis=0, keepdims=False)
+            free = row >= 0
+            in_block = jnp.any(free)
+            j = jnp.argmax(free)
+            x = row[j]
+            up = x + self.radius
+            # w_t + v_t differs from w_t in one coordinate: correct row i's sums.
+            difference = difference.at[i].add(
+                jnp.where(in_block, up * jnp.abs(up) - x * jnp.abs(x), 0.0)
+            )
+            negative = negative.at[i].add(
+                jnp.where(
+                    in_block,
+                    jnp.square(jnp.minimum(up, 0.0)) - jnp.square(jnp.minimum(x, 0.0)),
+                    0.0,
+                )
+            )
+            ascended_last = last + jnp.where(in_block, 0.0, self.radius)
+            saer, seen, total = self._slopes(difference, negative, ascended_last)
+        w = scale * raw
+        grad = seen[:, None] * jnp.maximum(w, 0.0) + (total - seen)[:, None] * (
+            jnp.minimum(w, 0.0)
+        )
+        blocks = w - self.learning_rate * grad
+        if self.adversarial:
+            corner = seen[i] * jnp.maximum(up, 0.0) + (total - seen[i]) * jnp.minimum(
+                up, 0.0
+            )
+            blocks = blocks.at[i, j].set(
+                jnp.where(in_block, x - self.learning_rate * corner, blocks[i, j])
+            )
+        new_last = last - self.learning_rate * total * ascended_last
+        return (blocks, new_last), KernelMetrics(value, grad_norm, saer)

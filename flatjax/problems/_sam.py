@@ -24,6 +24,7 @@ from ._base import (
     rejection_sample,
 )
 from ._erm import _first_index, _sample_bits, _unseen_mask
+from ._kernel import AbstractFusedKernel, KernelMetrics
 
 
 class SAMSharp(AbstractProblem):
@@ -398,3 +399,99 @@ class SAMTrap(AbstractProblem):
     def realizer(self) -> Float[Array, " d"]:
         r"""The realizer $w^\star = -\frac{\lambda}{2} e_d$, zero loss for every $z$."""
         return jnp.zeros((self.d,), self.dtype).at[-1].set(-0.5 * self.lambda_)
+
+    def fused_kernel(
+        self, S: Array, algorithm: str, learning_rate, radius, maximizer=None
+    ) -> AbstractFusedKernel | None:
+        r"""GD and SAM on the $2^n\times T$ block layout (see ``AbstractProblem``).
+
+        One step evaluates the gradient of ``value_and_grad`` on the block matrix
+        and the last coordinate kept apart (no $d$-vector is sliced or
+        concatenated), with the trigger products against the precomputed
+        $v_{z_k}$ matrix; SAM evaluates it twice (at $w$ and at $w + r g/\|g\|$).
+        """
+        if algorithm not in ("gd", "sam"):
+            return None
+        S = jnp.asarray(S, self.dtype)
+        kick = jnp.zeros((self.T - 1,), self.dtype).at[0].set(self.lambda_)
+        return _SAMTrapKernel(
+            problem=self,
+            trigger_vectors=(1.0 + self._kappa) * S - self._kappa,
+            counts=jnp.mean(S, axis=0),
+            kick=kick,
+            learning_rate=jnp.asarray(learning_rate, self.dtype),
+            radius=jnp.asarray(radius, self.dtype),
+            ascent=algorithm == "sam",
+        )
+
+
+class _SAMTrapKernel(AbstractFusedKernel):
+    r"""GD/SAM on ``SAMTrap``; state ``(blocks, last)`` of shapes $(2^n, T)$ and ()."""
+
+    problem: SAMTrap
+    trigger_vectors: Float[Array, "n m"]
+    counts: Float[Array, " m"]
+    kick: Float[Array, " T-1"]
+    learning_rate: Float[Array, ""]
+    radius: Float[Array, ""]
+    ascent: bool = eqx.field(static=True)
+
+    def init(self, w):
+        return self.problem.blocks(w), w[-1]
+
+    def flat(self, state):
+        blocks, last = state
+        return jnp.concatenate([blocks.reshape(-1), last[None]])
+
+    def norm(self, state):
+        blocks, last = state
+        return jnp.sqrt(jnp.sum(jnp.square(blocks)) + jnp.square(last))
+
+    def _grad(self, blocks, last):
+        # The formulas of SAMTrap.value_and_grad, column by column.
+        p = self.problem
+        delta = p.delta
+        links = jnp.maximum(
+            blocks[:, 1:] - delta[None, :] * (blocks[:, :-1] + self.kick[None, :]), 0.0
+        )
+        triggers = jnp.maximum(
+            self.trigger_vectors @ blocks[:, 0] + (last + p.delta1), 0.0
+        )
+        slopes = (p.gamma / p.n) * triggers
+        total = jnp.sum(slopes)
+        trigger_grad = slopes @ self.trigger_vectors
+        tails = self.counts[:, None] * blocks[:, 1:] + links
+        grad = jnp.concatenate(
+            [
+                (trigger_grad - delta[0] * links[:, 0])[:, None],
+                tails[:, :-1] - delta[None, 1:] * links[:, 1:],
+                tails[:, -1:],
+            ],
+            axis=1,
+        )
+        return grad, total, triggers, trigger_grad, links
+
+    def step(self, state, scale):
+        p = self.problem
+        raw, last = state[0], scale * state[1]
+        blocks = scale * raw
+        grad, total, triggers, trigger_grad, links = self._grad(blocks, last)
+        grad_norm = jnp.sqrt(jnp.sum(jnp.square(grad)) + jnp.square(total))
+        # The value identity of SAMTrap.value_and_grad; the sum reads the raw state
+        # (scale * raw is then never materialized).
+        quadratic = 0.5 * (
+            scale * jnp.sum(raw * grad)
+            - jnp.dot(blocks[:, 0], trigger_grad)
+            - p.delta[0] * p.lambda_ * jnp.sum(links[:, 0])
+        )
+        value = jnp.maximum(quadratic, 0.0) + 0.5 * p.gamma * jnp.mean(
+            jnp.square(triggers)
+        )
+        if self.ascent:
+            positive = grad_norm > 0
+            factor = jnp.where(
+                positive, self.radius / jnp.where(positive, grad_norm, 1.0), 0.0
+            )
+            grad, total = self._grad(blocks + factor * grad, last + factor * total)[:2]
+        new = (blocks - self.learning_rate * grad, last - self.learning_rate * total)
+        return new, KernelMetrics(value, grad_norm)

@@ -142,23 +142,12 @@ def run(
         >>> result.final, result.metrics["grad_norm"].max()  # SAM never moves
         (Array([0.], dtype=float64), Array(0., dtype=float64))
     """
-    steps = check_int("run", "steps", steps, 1)
-    if S.shape[0] != problem.n:
-        raise ValueError(
-            f"`run(S=...)` must have {problem.n} examples (problem.n), got shape "
-            f"{S.shape}"
-        )
+    steps, starts, w1 = _check_inputs(problem, S, steps, w1, suffix_starts)
     if saer_radius is not None and maximizer is None:
         raise ValueError("`run(saer_radius=...)` needs `maximizer=` to evaluate F_S^r")
-    starts = _check_suffix_starts(
-        default_suffix_starts(steps) if suffix_starts is None else suffix_starts, steps
+    observe = _observer(
+        problem, S, key, population_samples, saer_radius, maximizer, extra_metrics
     )
-    extra_metrics = dict(extra_metrics or {})
-    w1 = problem.initial_point() if w1 is None else jnp.asarray(w1, problem.dtype)
-    if w1.shape != (problem.d,):
-        raise ValueError(
-            f"`run(w1=...)` must have shape ({problem.d},), got {w1.shape}"
-        )
 
     def loss_fn(w):
         return problem.empirical_risk(w, S)
@@ -172,26 +161,10 @@ def run(
     taus = jnp.asarray(starts, jnp.int32)
     per_step_population = record_population and population_every_step
 
-    def observe(w, t, value, grad, population):
-        metrics = {"empirical_risk": value, "iterate_norm": tree_norm(w)}
-        if grad is not None:
-            metrics["grad_norm"] = tree_norm(grad)
-        if population:
-            step_key = None if key is None else jax.random.fold_in(key, t)
-            risk = problem.population_risk(w, step_key, num_samples=population_samples)
-            metrics["population_risk"] = risk.value
-            metrics["population_exact"] = risk.exact
-        if saer_radius is not None:
-            v = maximizer(w, saer_radius)
-            metrics["saer"] = loss_fn(w + v)
-        for name, fn in extra_metrics.items():
-            metrics[name] = fn(w)
-        return metrics
-
     def step(carry, t):
         w, state, sums, acted, nonfinite = carry
         value, grad = value_and_grad(w)
-        metrics = observe(w, t, value, grad, per_step_population)
+        metrics = observe(w, t, value, tree_norm(grad), per_step_population)
         sums = sums + (t >= taus)[:, None].astype(w.dtype) * w[None, :]
         bad = jnp.logical_not(jnp.all(jnp.isfinite(w)) & jnp.all(jnp.isfinite(grad)))
         nonfinite = jnp.where((nonfinite < 0) & bad, t, nonfinite)
@@ -215,19 +188,97 @@ def run(
     (w_last, _, sums, acted, nonfinite), metrics = jax.lax.scan(step, init, ts)
     # The last iterate w_T is observed but not updated.
     last_value, last_grad = value_and_grad(w_last)
-    last = observe(w_last, jnp.int32(steps), last_value, last_grad, per_step_population)
-    metrics = jax.tree_util.tree_map(
-        lambda history, final: jnp.concatenate([history, final[None]]), metrics, last
+    last = observe(
+        w_last, jnp.int32(steps), last_value, tree_norm(last_grad), per_step_population
     )
     sums = sums + w_last[None, :]
     bad = jnp.logical_not(
         jnp.all(jnp.isfinite(w_last)) & jnp.all(jnp.isfinite(last_grad))
     )
     nonfinite = jnp.where((nonfinite < 0) & bad, steps, nonfinite)
+    return _finish(
+        problem,
+        S,
+        observe,
+        steps,
+        metrics,
+        last,
+        w_last,
+        sums,
+        acted,
+        nonfinite,
+        taus,
+        record_population,
+    )
+
+
+def _check_inputs(problem, S, steps, w1, suffix_starts):
+    """Validate ``run``'s shared arguments: (steps, suffix starts, w1)."""
+    steps = check_int("run", "steps", steps, 1)
+    if S.shape[0] != problem.n:
+        raise ValueError(
+            f"`run(S=...)` must have {problem.n} examples (problem.n), got shape "
+            f"{S.shape}"
+        )
+    starts = _check_suffix_starts(
+        default_suffix_starts(steps) if suffix_starts is None else suffix_starts, steps
+    )
+    w1 = problem.initial_point() if w1 is None else jnp.asarray(w1, problem.dtype)
+    if w1.shape != (problem.d,):
+        raise ValueError(
+            f"`run(w1=...)` must have shape ({problem.d},), got {w1.shape}"
+        )
+    return steps, starts, w1
+
+
+def _observer(problem, S, key, population_samples, saer_radius, maximizer, extra):
+    """The per-iterate metrics of ``run``: ``observe(w, t, value, grad_norm, ...)``."""
+    extra = dict(extra or {})
+
+    def observe(w, t, value, grad_norm, population, saer=None):
+        metrics = {"empirical_risk": value, "iterate_norm": tree_norm(w)}
+        if grad_norm is not None:
+            metrics["grad_norm"] = grad_norm
+        if population:
+            step_key = None if key is None else jax.random.fold_in(key, t)
+            risk = problem.population_risk(w, step_key, num_samples=population_samples)
+            metrics["population_risk"] = risk.value
+            metrics["population_exact"] = risk.exact
+        if saer_radius is not None:
+            if saer is None:
+                saer = problem.empirical_risk(w + maximizer(w, saer_radius), S)
+            metrics["saer"] = saer
+        for name, fn in extra.items():
+            metrics[name] = fn(w)
+        return metrics
+
+    return observe
+
+
+def _finish(
+    problem,
+    S,
+    observe,
+    steps,
+    metrics,
+    last,
+    w_last,
+    sums,
+    acted,
+    nonfinite,
+    taus,
+    record_population,
+) -> RunResult:
+    """Append the last iterate's metrics and evaluate the suffix averages."""
+    metrics = jax.tree_util.tree_map(
+        lambda history, final: jnp.concatenate([history, final[None]]), metrics, last
+    )
     counts = (steps - taus + 1).astype(problem.dtype)
     averages = sums / counts[:, None]
-    suffix_metrics = jax.vmap(
-        lambda w, t: observe(w, t, *value_and_grad(w), record_population)
-    )(averages, steps + taus)
-    suffix_metrics.pop("grad_norm")
+
+    def at_average(w, t):
+        value, _ = problem.value_and_grad(w, S)
+        return observe(w, t, value, None, record_population)
+
+    suffix_metrics = jax.vmap(at_average)(averages, steps + taus)
     return RunResult(metrics, w_last, taus, averages, suffix_metrics, acted, nonfinite)

@@ -19,7 +19,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from ..runner import run
+from ..problems._kernel import ALGORITHMS
+from ..runner import run, run_fused
 from ._config import (
     MAXIMIZERS,
     PROBLEMS,
@@ -98,23 +99,39 @@ def _one_run(config: SweepConfig, group: Mapping, group_key):
         maximizer = None
         if config.maximizer is not None:
             maximizer = MAXIMIZERS[config.problem][config.maximizer](problem, S)
-        saer_radius = point.get("radius") if maximizer is not None else None
         extra = {}
         if hasattr(problem, "certificate"):
             extra["certificate"] = lambda w: problem.certificate(w, S)
-        result = run(
-            problem,
-            build_optimizer(config, point),
-            S,
-            steps,
-            maximizer=maximizer,
-            saer_radius=saer_radius,
+        options = dict(
             suffix_starts=starts,
             record_population=config.population,
             population_every_step="curves" in config.record,
             key=population_key,
             extra_metrics=extra,
         )
+        if config.optimizer in ALGORITHMS:
+            # GD, SAM and SA-GD go through the problem's fused kernel if it has one.
+            result = run_fused(
+                problem,
+                config.optimizer,
+                S,
+                steps,
+                learning_rate=point["learning_rate"],
+                radius=point.get("radius", 0.0),
+                maximizer=maximizer,
+                record_saer=maximizer is not None,
+                **options,
+            )
+        else:
+            result = run(
+                problem,
+                build_optimizer(config, point),
+                S,
+                steps,
+                maximizer=maximizer,
+                saer_radius=point.get("radius") if maximizer is not None else None,
+                **options,
+            )
         record = {
             "nonfinite_step": result.nonfinite_step,
             "projection_acted": result.projection_acted,

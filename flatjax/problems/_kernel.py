@@ -1,0 +1,68 @@
+"""Fused trajectory kernels: one algorithm's update hand-fused in a problem's layout."""
+
+from __future__ import annotations
+
+import abc
+from typing import Literal, NamedTuple
+
+import equinox as eqx
+from jaxtyping import Array, Float, PyTree
+
+#: The algorithms a fused kernel may implement (the ``flatjax.optim`` transforms of the
+#: same names: ``gd(lr)``, ``sam(lr, r)``, ``sa_gd(lr, r)``).
+Algorithm = Literal["gd", "sam", "sa_gd"]
+ALGORITHMS: tuple[str, ...] = ("gd", "sam", "sa_gd")
+
+
+class KernelMetrics(NamedTuple):
+    r"""What a kernel step reports at the current iterate $w_t$, at no extra pass.
+
+    Attributes:
+        empirical_risk: $F_S(w_t)$.
+        grad_norm: $\|\nabla F_S(w_t)\|$.
+        saer: $F_S(w_t + v_t)$ for the exact ascent of SA-GD (the sharpness-aware
+            empirical risk $F_S^r(w_t)$ when the maximizer is exact), else ``None``.
+    """
+
+    empirical_risk: Float[Array, ""]
+    grad_norm: Float[Array, ""]
+    saer: Float[Array, ""] | None = None
+
+
+class AbstractFusedKernel(eqx.Module):
+    r"""A problem's hand-fused update for one algorithm, in the problem's own layout.
+
+    The iterate lives in a layout chosen by the problem (for the constructions, the
+    $2^n\times T$ block matrix and the last coordinate as separate arrays, so no
+    step slices or concatenates a $d$-vector), and one ``step`` does what the optax
+    transform does in ``flatjax.runner.run`` (gradient, ascent, descent) plus the
+    per-iterate metrics, in as few passes over the iterate as the structure allows.
+    ``flatjax.runner.run_fused`` drives it; tests hold its whole trajectories equal
+    to ``run`` with the matching ``flatjax.optim`` transform and the readable loss.
+
+    Projection onto the domain ball is folded in: ``step(state, scale)`` treats the
+    current iterate as ``scale * state`` (``scale`` $\le 1$ is the projection factor
+    the runner computes from ``norm(state)``), so projecting costs no extra pass.
+    """
+
+    @abc.abstractmethod
+    def init(self, w: Float[Array, " d"]) -> PyTree:
+        """The state (the iterate in the kernel's layout) of the flat iterate ``w``."""
+
+    @abc.abstractmethod
+    def flat(self, state: PyTree) -> Float[Array, " d"]:
+        """The flat iterate of a state (inverse of ``init``)."""
+
+    @abc.abstractmethod
+    def norm(self, state: PyTree) -> Float[Array, ""]:
+        r"""$\|w\|$ of the state's iterate."""
+
+    @abc.abstractmethod
+    def step(
+        self, state: PyTree, scale: Float[Array, ""]
+    ) -> tuple[PyTree, KernelMetrics]:
+        r"""One update from $w_t = $ ``scale * state``: the next state, and metrics.
+
+        The next state is the algorithm's $w_t - \eta\,\tilde g_t$, not projected
+        (the next call's ``scale`` does it); the metrics are at $w_t$.
+        """
