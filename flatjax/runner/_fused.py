@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
 from ..optim._transforms import gd, sa_gd, sam
-from ..problems._base import AbstractProblem
+from ..problems._base import AbstractProblem, check_real
 from ..problems._kernel import ALGORITHMS
 from ._runner import RunResult, _check_inputs, _finish, _observer, run
 
@@ -81,7 +81,8 @@ def run_fused(
         A ``RunResult``.
 
     Raises:
-        ValueError: for an unknown ``algorithm``, ``record_saer`` without a
+        ValueError: for an unknown ``algorithm``, a negative or non-finite
+            concrete ``learning_rate`` or ``radius``, ``record_saer`` without a
             ``maximizer``, and everything ``run`` refuses.
 
     Examples:
@@ -97,6 +98,8 @@ def run_fused(
         raise ValueError(
             f"`run_fused(algorithm=...)` must be one of {ALGORITHMS}, got {algorithm!r}"
         )
+    check_real("run_fused", "learning_rate", learning_rate, lower=0.0)
+    check_real("run_fused", "radius", radius, lower=0.0)
     if record_saer and maximizer is None:
         raise ValueError("`run_fused(record_saer=True)` needs `maximizer=`")
     saer_radius = radius if record_saer else None

@@ -1,0 +1,330 @@
+"""``run_fused``: the problems' fused kernels equal the generic runner and autodiff.
+
+Reference: ``flatjax.runner.run`` with the ``flatjax.optim`` transform of the same
+name, on a copy of the problem whose ``value_and_grad`` is autodiff of the mean of
+the vmapped readable ``loss`` (the paper's definition). Whole trajectories: every
+per-step metric, the last iterate, every suffix average and its metrics, and the
+flags. Both sides sum the same terms in other orders, so they agree to rounding:
+1e-12 relative to the largest magnitude of each record (the SAM trajectories of
+``SAMTrap`` go through a normalized ascent at gradients of size ~1e-15, which
+amplifies rounding, hence not 1e-15). A wrong coefficient, index, sign or
+projection shows at O(1).
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from flatjax.optim import FunctionMaximizer, gd, sa_gd, sam
+from flatjax.problems import LeastSquares, SAGDTrap, SAMTrap
+from flatjax.runner import run, run_fused
+
+RTOL = 1e-12
+
+
+def readable_value_and_grad(problem, w, S):
+    def empirical_risk(w):
+        return jnp.mean(jax.vmap(problem.loss, in_axes=(None, 0))(w, S))
+
+    return jax.value_and_grad(empirical_risk)(w)
+
+
+class ReadableSAGDTrap(SAGDTrap):
+    """Autodiff of the readable loss, and no fused kernel."""
+
+    def value_and_grad(self, w, S):
+        return readable_value_and_grad(self, w, S)
+
+    def fused_kernel(self, *args, **kwargs):
+        return None
+
+
+class ReadableSAMTrap(SAMTrap):
+    """Autodiff of the readable loss, and no fused kernel."""
+
+    def value_and_grad(self, w, S):
+        return readable_value_and_grad(self, w, S)
+
+    def fused_kernel(self, *args, **kwargs):
+        return None
+
+
+TRANSFORMS = {"gd": lambda lr, r: gd(lr), "sam": sam, "sa_gd": sa_gd}
+
+
+def assert_same_run(fast, reference, rtol=RTOL):
+    """Every record of two RunResults agrees to ``rtol`` of its largest magnitude."""
+
+    def close(name, a, b):
+        a, b = np.asarray(a), np.asarray(b)
+        assert a.shape == b.shape, name
+        if a.dtype == bool or np.issubdtype(a.dtype, np.integer):
+            np.testing.assert_array_equal(a, b, err_msg=name)
+            return
+        scale = np.max(np.abs(b)) if b.size else 0.0
+        np.testing.assert_allclose(
+            a, b, rtol=0, atol=rtol * scale + 1e-300, err_msg=name
+        )
+
+    assert sorted(fast.metrics) == sorted(reference.metrics)
+    for name in reference.metrics:
+        close(name, fast.metrics[name], reference.metrics[name])
+    assert sorted(fast.suffix_metrics) == sorted(reference.suffix_metrics)
+    for name in reference.suffix_metrics:
+        close(
+            f"suffix {name}", fast.suffix_metrics[name], reference.suffix_metrics[name]
+        )
+    close("final", fast.final, reference.final)
+    close("suffix averages", fast.suffix_averages, reference.suffix_averages)
+    close("suffix starts", fast.suffix_starts, reference.suffix_starts)
+    close("projection", fast.projection_acted, reference.projection_acted)
+    close("nonfinite", fast.nonfinite_step, reference.nonfinite_step)
+
+
+def both(problem, readable, algorithm, S, steps, lr, r, maximizer=None, **kwargs):
+    fast = jax.jit(
+        lambda S: run_fused(
+            problem,
+            algorithm,
+            S,
+            steps,
+            learning_rate=lr,
+            radius=r,
+            maximizer=maximizer,
+            record_saer=maximizer is not None,
+            **kwargs,
+        )
+    )(S)
+    reference = run(
+        readable,
+        TRANSFORMS[algorithm](lr, r),
+        S,
+        steps,
+        maximizer=maximizer,
+        saer_radius=r if maximizer is not None else None,
+        **kwargs,
+    )
+    return fast, reference
+
+
+SAM_CASES = {
+    "theorem7_n6_T16": (dict(n=6, T=16, learning_rate=1 / 24, radius=0.5), 1 / 24, 0.5),
+    "saturated_n6_T16": (
+        dict(n=6, T=16, learning_rate=1 / 24, radius=1.5),
+        1 / 24,
+        1.5,
+    ),
+    "unchecked_n3_T4": (
+        dict(n=3, T=4, learning_rate=2.0, radius=0.7, check_theorem=False),
+        2.0,
+        0.7,
+    ),
+    "delta_schedule_n6_T8": (
+        dict(n=6, T=8, learning_rate=0.1, radius=0.2, delta=jnp.linspace(0.01, 1, 7)),
+        0.1,
+        0.2,
+    ),
+}
+
+
+@pytest.mark.parametrize("algorithm", ["sam", "gd"])
+@pytest.mark.parametrize("name", sorted(SAM_CASES))
+def test_samtrap_kernel_equals_the_readable_runner(name, algorithm):
+    kwargs, lr, r = SAM_CASES[name]
+    problem, readable = SAMTrap(**kwargs), ReadableSAMTrap(**kwargs)
+    S = problem.sample_conditioned(jax.random.key(3))
+    steps = problem.T
+    fast, reference = both(
+        problem,
+        readable,
+        algorithm,
+        S,
+        steps,
+        lr,
+        r,
+        suffix_starts=range(1, steps + 1),
+        record_population=False,
+    )
+    assert_same_run(fast, reference)
+    # The trajectory moves (a frozen kernel would pass a vacuous comparison).
+    assert float(jnp.max(jnp.abs(fast.final))) > 0
+
+
+SAGD_CASES = {
+    "theorem3_n4_T16": (dict(n=4, T=16, rho=0.01), 0.25, 0.2),
+    "flat_rho0_n3_T8": (dict(n=3, T=8, rho=0.0), 0.3, 0.5),
+    "exhausted_block_n2_T2": (dict(n=2, T=2, rho=0.05), 0.5, 0.4),  # runs past T
+}
+
+
+@pytest.mark.parametrize("algorithm", ["sa_gd", "gd"])
+@pytest.mark.parametrize("name", sorted(SAGD_CASES))
+def test_sagdtrap_kernel_equals_the_readable_runner(name, algorithm):
+    kwargs, lr, r = SAGD_CASES[name]
+    problem, readable = SAGDTrap(**kwargs), ReadableSAGDTrap(**kwargs)
+    S = problem.sample_conditioned(jax.random.key(4))
+    maximizer = (
+        FunctionMaximizer(problem.adversarial_maximizer(S))
+        if algorithm == "sa_gd"
+        else None
+    )
+    steps = problem.T + 3
+    # GD from w_1 = 0 stays at 0 here; start it from a random point instead.
+    w1 = (
+        None
+        if algorithm == "sa_gd"
+        else 0.3 * jax.random.normal(jax.random.key(5), (problem.d,))
+    )
+    fast, reference = both(
+        problem,
+        readable,
+        algorithm,
+        S,
+        steps,
+        lr,
+        r,
+        maximizer,
+        w1=w1,
+        suffix_starts=(1, 2, steps),
+        record_population=False,
+    )
+    assert_same_run(fast, reference)
+    assert float(jnp.max(jnp.abs(fast.final))) > 0
+
+
+def test_projection_is_folded_into_the_kernel():
+    # GD from a w_1 far outside the unit ball lands outside it: projected.
+    problem = SAGDTrap(n=3, T=8, rho=0.0)
+    readable = ReadableSAGDTrap(n=3, T=8, rho=0.0)
+    S = problem.sample(jax.random.key(6))
+    w1 = 2.0 * jax.random.normal(jax.random.key(7), (problem.d,))
+    fast, reference = both(
+        problem, readable, "gd", S, 6, 0.5, 0.0, w1=w1, record_population=False
+    )
+    assert bool(fast.projection_acted)
+    np.testing.assert_allclose(fast.metrics["iterate_norm"][1], 1.0, rtol=1e-14)
+    assert_same_run(fast, reference)
+    # project=False: no projection at all, as in run.
+    fast, reference = both(
+        problem,
+        readable,
+        "gd",
+        S,
+        6,
+        0.5,
+        0.0,
+        w1=w1,
+        record_population=False,
+        project=False,
+    )
+    assert not bool(fast.projection_acted)
+    assert_same_run(fast, reference)
+
+
+def test_per_step_population_and_extra_metrics_read_the_flat_iterate():
+    problem = SAMTrap(n=6, T=8, learning_rate=0.1, radius=0.2)
+    readable = ReadableSAMTrap(n=6, T=8, learning_rate=0.1, radius=0.2)
+    S = problem.sample_conditioned(jax.random.key(8))
+    extra = {"certificate": lambda w: problem.certificate(w, S)}
+    fast, reference = both(
+        problem,
+        readable,
+        "sam",
+        S,
+        8,
+        0.1,
+        0.2,
+        key=jax.random.key(9),
+        extra_metrics=extra,
+    )
+    assert "population_risk" in fast.metrics and "certificate" in fast.metrics
+    assert_same_run(fast, reference)
+
+
+def test_kernel_takes_traced_hyperparameters_under_vmap():
+    problem = SAGDTrap(n=3, T=8, rho=0.05)
+    S = problem.sample_conditioned(jax.random.key(10))
+    maximizer = problem.adversarial_maximizer(S)
+    rates, radii = jnp.array([0.1, 0.2, 0.3]), jnp.array([0.5, 0.3, 0.2])
+
+    def one(lr, r):
+        return run_fused(
+            problem,
+            "sa_gd",
+            S,
+            8,
+            learning_rate=lr,
+            radius=r,
+            maximizer=maximizer,
+            record_population=False,
+        ).final
+
+    batched = jax.jit(jax.vmap(one))(rates, radii)
+    for k in range(3):
+        expected = run(
+            problem,
+            sa_gd(float(rates[k]), float(radii[k])),
+            S,
+            8,
+            maximizer=maximizer,
+            record_population=False,
+        ).final
+        np.testing.assert_allclose(batched[k], expected, rtol=0, atol=1e-15)
+    # Theorem 3: block I moves by -eta (r - rho) per step, one fresh coordinate each.
+    index = int(problem.unseen_index(S))
+    block = batched[0][:-1].reshape(8, 8)[index]
+    np.testing.assert_allclose(block[:7], -0.1 * (0.5 - 0.05), rtol=1e-14)
+
+
+def test_problems_without_a_kernel_fall_back_to_run_exactly():
+    problem = LeastSquares(d=5, n=7)
+    S = problem.sample(jax.random.key(11))
+    fast = run_fused(problem, "sam", S, 6, learning_rate=0.3, radius=0.1)
+    reference = run(problem, sam(0.3, 0.1), S, 6)
+    assert_same_run(fast, reference, rtol=0)
+    # SA-GD on SAGDTrap with another maximizer: the generic runner too.
+    trap = SAGDTrap(n=3, T=4)
+    S = trap.sample_conditioned(jax.random.key(12))
+    maximizer = trap.extra_coordinate_maximizer()
+    assert trap.fused_kernel(S, "sa_gd", 0.1, 0.2, maximizer) is None
+    assert trap.fused_kernel(S, "sam", 0.1, 0.2) is None
+    fast = run_fused(
+        trap,
+        "sa_gd",
+        S,
+        4,
+        learning_rate=0.1,
+        radius=0.2,
+        maximizer=maximizer,
+        record_saer=True,
+    )
+    reference = run(trap, sa_gd(0.1, 0.2), S, 4, maximizer=maximizer, saer_radius=0.2)
+    assert_same_run(fast, reference, rtol=0)
+
+
+def test_nonfinite_iterates_are_flagged_at_the_first_bad_step():
+    problem = SAGDTrap(n=3, T=4)
+    S = problem.sample(jax.random.key(13))
+    w1 = jnp.zeros(problem.d).at[3].set(jnp.nan)
+    fast = run_fused(
+        problem, "gd", S, 4, learning_rate=0.1, w1=w1, record_population=False
+    )
+    assert int(fast.nonfinite_step) == 1
+
+
+def test_bad_arguments_are_refused_by_name():
+    problem = SAMTrap(n=6, T=8, learning_rate=0.1, radius=0.2)
+    S = problem.sample(jax.random.key(14))
+    with pytest.raises(ValueError, match="algorithm.*'adam'"):
+        run_fused(problem, "adam", S, 4, learning_rate=0.1)
+    with pytest.raises(ValueError, match="record_saer"):
+        run_fused(problem, "sam", S, 4, learning_rate=0.1, radius=0.1, record_saer=True)
+    with pytest.raises(ValueError, match="learning_rate.*-0.1"):
+        run_fused(problem, "sam", S, 4, learning_rate=-0.1, radius=0.1)
+    with pytest.raises(ValueError, match="radius.*nan"):
+        run_fused(problem, "sam", S, 4, learning_rate=0.1, radius=float("nan"))
+    with pytest.raises(ValueError, match="steps"):
+        run_fused(problem, "sam", S, 0, learning_rate=0.1, radius=0.1)
+    with pytest.raises(ValueError, match="S="):
+        run_fused(problem, "sam", S[:2], 4, learning_rate=0.1, radius=0.1)
