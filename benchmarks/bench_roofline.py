@@ -5,7 +5,9 @@ copy: NumPy ``copyto`` into a preallocated buffer and a jitted in-place elementw
 pass with the input donated, i.e. a device-to-device copy on a GPU; bytes read plus
 bytes written) and its float64 matmul rate. Then times flatjax's vmapped runner
 (the ``flatjax_vmap`` method of ``bench_sweep.py``: ``run(..., record_population=False,
-suffix_starts=(1,))`` under ``jit`` and ``vmap``) on each algorithm and reports
+suffix_starts=(1,))`` under ``jit`` and ``vmap``) and, on the constructions, its
+fused path (``flatjax_fused``: ``run_fused``, sharded over the local devices) on
+each algorithm, and reports
 achieved/limit under byte models per dataset-step (one update of one run):
 
 - ``minimal``: the iterate read and written once ($16d$ bytes in float64) plus what
@@ -162,15 +164,19 @@ def byte_models(case: bench_sweep.Case) -> dict[str, int]:
     return {"minimal": minimal, "two_pass": two_pass, "runner": two_pass + 16 * d}
 
 
-def measure_case(case, seeds_options, repeats) -> dict[str, Any]:
-    """Best flatjax_vmap rate over a few (seeds, chunk) choices."""
+def measure_case(case, method, seeds_options, repeats) -> dict[str, Any]:
+    """Best rate of ``method`` (``flatjax_vmap`` or ``flatjax_fused``) over a few
+    (seeds, chunk) choices."""  # noqa: D205
     hyper = bench_sweep.as_hyper(case.hyper)
     all_sets = bench_sweep.sample_sets(case, max(s for s, _ in seeds_options))
-    one = bench_sweep.flatjax_one(case)
+    if method == "flatjax_fused":
+        one, wrap = bench_sweep.fused_one(case), bench_sweep.sharded
+    else:
+        one, wrap = bench_sweep.flatjax_one(case), bench_sweep.batched
     trials = []
     for seeds, chunk in seeds_options:
         S = all_sets[:seeds]
-        fn = bench_sweep.batched(one, seeds, chunk)
+        fn = wrap(one, seeds, chunk)
         _common.block(fn(S, hyper))
         timing = _common.time_call(lambda fn=fn, S=S: fn(S, hyper), repeats=repeats)
         trials.append(
@@ -189,19 +195,28 @@ def measure_case(case, seeds_options, repeats) -> dict[str, Any]:
 
 
 def cases(smoke: bool):
+    """(case, method, [(seeds, chunk), ...]) to measure."""
     if smoke:
         return [
-            (bench_sweep.sagdtrap_case(4, 8), [(2, 2)]),
-            (bench_sweep.least_squares_case(16, 8, 8), [(2, 2)]),
-            (floor_case(129), [(2, 2)]),
+            (bench_sweep.sagdtrap_case(4, 8), "flatjax_vmap", [(2, 2)]),
+            (bench_sweep.sagdtrap_case(4, 8), "flatjax_fused", [(2, 2)]),
+            (bench_sweep.least_squares_case(16, 8, 8), "flatjax_vmap", [(2, 2)]),
+            (floor_case(129), "flatjax_vmap", [(2, 2)]),
         ]
+    large = [(1, 1), (2, 2), (4, 4), (16, 4)]
+    large_fused = [(2, 1), (4, 2), (16, 1), (16, 2), (16, 4)]
+    small = [(1, 1), (16, 16), (128, 16), (128, 128)]
+    small_fused = [(16, 1), (128, 4), (128, 8), (128, 16), (128, 64)]
     return [
-        (bench_sweep.sagdtrap_case(8, 256), [(1, 1), (2, 2), (4, 4), (16, 4)]),
-        (bench_sweep.sagdtrap_case(8, 256, "gd"), [(1, 1), (4, 4), (16, 4)]),
-        (bench_sweep.samtrap_case(6, 64), [(1, 1), (16, 16), (128, 16), (128, 128)]),
-        (floor_case(4097), [(1, 1), (16, 16), (128, 16), (128, 128)]),
-        (bench_sweep.least_squares_case(1024, 64, 64), [(1, 1), (16, 16), (128, 16)]),
-        (floor_case(65537), [(1, 1), (4, 4), (16, 4)]),
+        (bench_sweep.sagdtrap_case(8, 256), "flatjax_vmap", large),
+        (bench_sweep.sagdtrap_case(8, 256), "flatjax_fused", large_fused),
+        (bench_sweep.sagdtrap_case(8, 256, "gd"), "flatjax_vmap", large),
+        (bench_sweep.sagdtrap_case(8, 256, "gd"), "flatjax_fused", large_fused),
+        (bench_sweep.samtrap_case(6, 64), "flatjax_vmap", small),
+        (bench_sweep.samtrap_case(6, 64), "flatjax_fused", small_fused),
+        (floor_case(4097), "flatjax_vmap", small),
+        (bench_sweep.least_squares_case(1024, 64, 64), "flatjax_vmap", small[:3]),
+        (floor_case(65537), "flatjax_vmap", large),
     ]
 
 
@@ -214,12 +229,13 @@ def main(argv=None) -> dict[str, Any]:
     matmul = matmul_rate(256 if smoke else 2048, max(repeats, 3))
     limit = copy["limit_bytes_per_s"]
     rows = []
-    for case, seeds_options in cases(smoke):
-        measured = measure_case(case, seeds_options, repeats)
+    for case, method, seeds_options in cases(smoke):
+        measured = measure_case(case, method, seeds_options, repeats)
         best = measured["best"]
         models = byte_models(case)
         row = {
             "label": case.label,
+            "method": method,
             "problem": case.problem,
             "algorithm": case.algorithm,
             "sizes": {**case.static, "d": case.make(case.hyper).d, "steps": case.steps},
@@ -234,15 +250,22 @@ def main(argv=None) -> dict[str, Any]:
             row[f"achieved_bytes_per_s_{model}"] = achieved
             row[f"fraction_of_copy_{model}"] = achieved / limit
         rows.append(row)
-        print(f"[{NAME}] {case.label}: {time.perf_counter() - start:.1f} s", flush=True)
+        print(
+            f"[{NAME}] {case.label}, {method}: {time.perf_counter() - start:.1f} s",
+            flush=True,
+        )
     target_rows = []
     for row in rows:
-        if row["problem"] == "SAGDTrap" and row["algorithm"] == "sa_gd":
+        if (row["problem"], row["algorithm"], row["method"]) == (
+            "SAGDTrap",
+            "sa_gd",
+            "flatjax_fused",
+        ):
             fraction = row["fraction_of_copy_minimal"]
             target_rows.append(
                 {
-                    "target": f"{row['label']}: achieved / copy bandwidth, minimal "
-                    "bytes",
+                    "target": f"{row['label']}, flatjax_fused: achieved / copy "
+                    "bandwidth, minimal bytes",
                     "measured": fraction,
                     "goal": 0.5,
                     "passed": fraction >= 0.5,
@@ -270,6 +293,7 @@ def main(argv=None) -> dict[str, Any]:
     table = [
         {
             "algorithm": r["label"],
+            "method": r["method"],
             "d": r["sizes"]["d"],
             "datasets": r["seeds"],
             "dataset-steps/s": r["dataset_steps_per_s"],

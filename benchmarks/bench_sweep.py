@@ -18,12 +18,20 @@ time or memory is over budget are skipped and say so), the script times:
   with ``lax.map(..., batch_size=chunk)`` when the sets outnumber the chunk (the
   chunk is calibrated per problem, see ``calibration`` in the JSON);
 - ``flatjax_vmap_autodiff``: the same with the problem's autodiff gradient
-  (``AbstractProblem.value_and_grad``) instead of its fused ``value_and_grad``.
+  (``AbstractProblem.value_and_grad``) instead of its fused ``value_and_grad``;
+- ``flatjax_fused``: ``flatjax.runner.run_fused`` (the problem's fused trajectory
+  kernel where it has one: SAM and GD on ``SAMTrap``, SA-GD and GD on
+  ``SAGDTrap``; ``run`` otherwise), vmapped and chunked the same way, and sharded
+  over all local devices with ``shard_map`` as ``flatjax sweep`` does. On a CPU,
+  ``_common`` makes one XLA host device per core (``XLA_FLAGS=
+  --xla_force_host_platform_device_count``) unless ``XLA_FLAGS`` already sets it.
 
 What flatjax's time includes: everything ``run(..., record_population=False,
-suffix_starts=(1,))`` computes and returns (per-iterate empirical risk, gradient
-norm and iterate norm, the uniform average, projection and non-finite flags, the
-last iterate), from pre-sampled training sets already on the device. The NumPy and
+suffix_starts=(1,))`` (or ``run_fused``) computes and returns (per-iterate empirical
+risk, gradient norm and iterate norm, the uniform average, projection and
+non-finite flags, the last iterate), from pre-sampled training sets already on the
+device (``flatjax_fused`` also places them on the devices' shards, a copy of
+$8n2^n$ bytes per set per call, counted against it). The NumPy and
 optax loops compute the same iterates, the uniform average and the loss per step.
 Every method's last iterate on the first training set is compared with
 flatjax's (``max_abs_diff_vs_flatjax``).
@@ -57,6 +65,8 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 from baselines import numpy_reference as reference  # noqa: E402
+from jax.sharding import NamedSharding  # noqa: E402
+from jax.sharding import PartitionSpec as P  # noqa: E402
 
 from flatjax.optim import FunctionMaximizer, gd, sa_gd, sam  # noqa: E402
 from flatjax.problems import (  # noqa: E402
@@ -65,7 +75,7 @@ from flatjax.problems import (  # noqa: E402
     SAGDTrap,
     SAMTrap,
 )
-from flatjax.runner import run  # noqa: E402
+from flatjax.runner import run, run_fused  # noqa: E402
 
 NAME = "bench_sweep"
 METHODS = (
@@ -75,7 +85,10 @@ METHODS = (
     "flatjax_per_seed",
     "flatjax_vmap",
     "flatjax_vmap_autodiff",
+    "flatjax_fused",
 )
+#: The method the speed targets are read from (flatjax's fastest path).
+BEST = "flatjax_fused"
 PER_SEED = ("numpy", "optax_per_seed", "flatjax_per_seed")
 
 
@@ -139,6 +152,29 @@ def flatjax_one(case: Case, cls=None):
             optimizer(case, hyper),
             S,
             case.steps,
+            maximizer=maximizer,
+            record_population=False,
+            suffix_starts=(1,),
+        )
+
+    return one
+
+
+def fused_one(case: Case):
+    """``(S, hyper) -> RunResult`` through ``run_fused``."""
+
+    def one(S, hyper):
+        problem = case.make(hyper)
+        maximizer = None
+        if case.algorithm == "sa_gd":
+            maximizer = problem.adversarial_maximizer(S)
+        return run_fused(
+            problem,
+            case.algorithm,
+            S,
+            case.steps,
+            learning_rate=hyper["learning_rate"],
+            radius=hyper.get("radius", 0.0),
             maximizer=maximizer,
             record_population=False,
             suffix_starts=(1,),
@@ -212,6 +248,34 @@ def batched(one, seeds: int, chunk: int):
         return jax.tree_util.tree_map(lambda x: x[:seeds], out)
 
     return jax.jit(mapped)
+
+
+def sharded(one, seeds: int, chunk: int):
+    """``batched`` on each local device's share of the sets (``shard_map``).
+
+    One device, or sets that do not split evenly: ``batched`` itself.
+    """
+    count = jax.local_device_count()
+    if count == 1 or seeds % count:
+        return batched(one, seeds, chunk)
+    local = batched(one, seeds // count, chunk)
+    mesh = jax.make_mesh((count,), ("sets",))
+    program = jax.jit(
+        jax.shard_map(
+            local,
+            mesh=mesh,
+            in_specs=(P("sets"), P()),
+            out_specs=P("sets"),
+            check_vma=False,
+        )
+    )
+    placement = NamedSharding(mesh, P("sets"))
+
+    def call(S, hyper):
+        return program(jax.device_put(S, placement), hyper)
+
+    call._cache_size = program._cache_size  # for check_recompilation
+    return call
 
 
 def as_hyper(values: dict[str, float]):
@@ -340,10 +404,10 @@ def sample_sets(case: Case, count: int) -> jax.Array:
     return _common.block(jax.jit(jax.vmap(sampler))(keys))
 
 
-def measure_vmapped(one, S, chunk, settings, hyper, predicted_s):
+def measure_vmapped(one, S, chunk, settings, hyper, predicted_s, wrap=None):
     """Compile (timed as first call minus a steady call), then time the calls."""
     seeds = S.shape[0]
-    fn = batched(one, seeds, chunk)
+    fn = (wrap or batched)(one, seeds, chunk)
     _common.reset_peak_memory()
     out, first_s = _common.timed(lambda: fn(S, hyper))
     repeats = settings.repeats if predicted_s < 5.0 else 1
@@ -401,12 +465,14 @@ def run_case(case: Case, settings: Settings) -> dict[str, Any]:
         "flatjax_vmap": flatjax_one(case),
         "flatjax_vmap_autodiff": flatjax_one(case, autodiff_class(case.cls)),
         "optax_vmap_scan": optax_one(case),
+        "flatjax_fused": fused_one(case),
     }
+    wraps = {"flatjax_fused": sharded}
 
     # Calibrate the chunk of each vmapped method on a mid-size stack.
     calibration: dict[str, dict[int, float]] = {}
     chunk_of: dict[str, int] = {}
-    for method in ("flatjax_vmap", "optax_vmap_scan"):
+    for method in ("flatjax_vmap", "optax_vmap_scan", "flatjax_fused"):
         if method not in methods:
             continue
         if len(case.chunks) == 1:
@@ -415,7 +481,7 @@ def run_case(case: Case, settings: Settings) -> dict[str, Any]:
         S = all_sets[: min(case.calibrate_seeds, settings.calibrate_seeds)]
         rates = {}
         for chunk in case.chunks:
-            fn = batched(ones[method], S.shape[0], chunk)
+            fn = wraps.get(method, batched)(ones[method], S.shape[0], chunk)
             timing = _common.time_call(lambda fn=fn, S=S: fn(S, hyper), repeats=2)
             rates[chunk] = S.shape[0] * updates / timing["min_s"]
         calibration[method] = rates
@@ -424,7 +490,7 @@ def run_case(case: Case, settings: Settings) -> dict[str, Any]:
 
     rows: list[dict[str, Any]] = []
     reference_final = None
-    recompile = None
+    recompile: dict[str, Any] = {}
     last_rate: dict[str, float] = {}
     for seeds in settings.seeds:
         S = all_sets[:seeds]
@@ -470,15 +536,21 @@ def run_case(case: Case, settings: Settings) -> dict[str, Any]:
                     continue
                 chunk = chunk_of[method]
                 fn, out, compile_s, timing = measure_vmapped(
-                    ones[method], S, chunk, settings, hyper, predicted
+                    ones[method],
+                    S,
+                    chunk,
+                    settings,
+                    hyper,
+                    predicted,
+                    wraps.get(method),
                 )
                 row.update(chunk=min(chunk, seeds), compile_s=compile_s, **timing)
                 row["dataset_steps_per_s"] = seeds * updates / timing["median_s"]
                 row["dataset_steps_per_s_best"] = seeds * updates / timing["min_s"]
                 row["peak_memory"] = _common.peak_memory()
                 last_rate[method] = row["dataset_steps_per_s_best"]
-                if method == "flatjax_vmap" and recompile is None:
-                    recompile = check_recompilation(fn, S, hyper, hyper_alt)
+                if method in ("flatjax_vmap", BEST) and method not in recompile:
+                    recompile[method] = check_recompilation(fn, S, hyper, hyper_alt)
                 final = final_iterate(method, out)[0]
                 if method == "flatjax_vmap" and reference_final is None:
                     reference_final = final
@@ -547,59 +619,54 @@ def targets(groups, smoke: bool) -> list[dict[str, Any]]:
     ]
     for g in sam_groups[:1]:
         for seeds in sorted(
-            {s for s in (100, 1000) if rate(g, "flatjax_vmap", s)}
+            {s for s in (100, 1000) if rate(g, BEST, s)}
             or {max(r["seeds"] for r in g["results"])}
         ):
-            ours = rate(g, "flatjax_vmap", seeds)
+            ours = rate(g, BEST, seeds)
             for base, goal in (("numpy", 20.0), ("optax_per_seed", 15.0)):
                 theirs = rate(g, base, seeds)
                 if ours and theirs:
                     out.append(
                         {
-                            "target": f"{g['label']}: flatjax_vmap / {base} at {seeds} "
+                            "target": f"{g['label']}: {BEST} / {base} at {seeds} "
                             "training sets",
                             "measured": ours / theirs,
                             "goal": goal,
                             "passed": ours / theirs >= goal,
                         }
                     )
-        flat = [
-            r
-            for r in g["results"]
-            if r["method"] == "flatjax_vmap" and "skipped" not in r
-        ]
+        flat = [r for r in g["results"] if r["method"] == BEST and "skipped" not in r]
         if len(flat) >= 2:
             best = max(r["dataset_steps_per_s"] for r in flat)
             largest = max(flat, key=lambda r: r["seeds"])
             out.append(
                 {
-                    "target": f"{g['label']}: flatjax_vmap throughput at the largest "
+                    "target": f"{g['label']}: {BEST} throughput at the largest "
                     "size / best over sizes (stays flat: >= 0.7)",
                     "measured": largest["dataset_steps_per_s"] / best,
                     "goal": 0.7,
                     "passed": largest["dataset_steps_per_s"] / best >= 0.7,
                 }
             )
-    compiles = [
-        r["compile_s"]
-        for g in groups
-        for r in g["results"]
-        if r["method"] == "flatjax_vmap" and "compile_s" in r
-    ]
-    if compiles:
-        out.append(
-            {
-                "target": "flatjax_vmap compile time per size group (max, s)",
-                "measured": max(compiles),
-                "goal": 5.0,
-                "passed": max(compiles) <= 5.0,
-                "lower_is_better": True,
-            }
-        )
+    for method in ("flatjax_vmap", BEST):
+        compiles = [
+            r["compile_s"]
+            for g in groups
+            for r in g["results"]
+            if r["method"] == method and "compile_s" in r
+        ]
+        if compiles:
+            out.append(
+                {
+                    "target": f"{method} compile time per size group (max, s)",
+                    "measured": max(compiles),
+                    "goal": 5.0,
+                    "passed": max(compiles) <= 5.0,
+                    "lower_is_better": True,
+                }
+            )
     recompiled = [
-        g["recompilation"]["recompiled"]
-        for g in groups
-        if g["recompilation"] is not None
+        check["recompiled"] for g in groups for check in g["recompilation"].values()
     ]
     out.append(
         {
@@ -626,14 +693,14 @@ def print_tables(groups, target_rows) -> None:
             row = {"datasets": seeds}
             for m in methods:
                 row[m] = rate(g, m, seeds)
-            ours = row.get("flatjax_vmap")
+            ours = row.get(BEST)
             for base in ("numpy", "optax_per_seed"):
                 if ours and row.get(base):
-                    row[f"vmap/{base}"] = ours / row[base]
+                    row[f"fused/{base}"] = ours / row[base]
             compile_s = [
                 r.get("compile_s")
                 for r in g["results"]
-                if r["seeds"] == seeds and r["method"] == "flatjax_vmap"
+                if r["seeds"] == seeds and r["method"] == BEST
             ]
             row["compile_s"] = compile_s[0] if compile_s else None
             table.append(row)
@@ -642,17 +709,17 @@ def print_tables(groups, target_rows) -> None:
             *methods,
             *[
                 c
-                for c in ("vmap/numpy", "vmap/optax_per_seed")
+                for c in ("fused/numpy", "fused/optax_per_seed")
                 if any(c in t for t in table)
             ],
             "compile_s",
         ]
         print("dataset-steps/s (median of repeats)\n")
         print(_common.markdown_table(table, columns))
-        if g["recompilation"]:
+        for method, check in g["recompilation"].items():
             print(
-                f"\nrecompiled on new hyperparameter values: "
-                f"{g['recompilation']['recompiled']}"
+                f"\n{method} recompiled on new hyperparameter values: "
+                f"{check['recompiled']}"
             )
     print("\n### Targets\n")
     print(_common.markdown_table(target_rows, ["target", "measured", "goal", "passed"]))
