@@ -37,21 +37,28 @@ class AbstractFusedKernel(eqx.Module):
     step slices or concatenates a $d$-vector), and one ``step`` does what the optax
     transform does in ``flatjax.runner.run`` (gradient, ascent, descent) plus the
     per-iterate metrics, in as few passes over the iterate as the structure allows.
-    ``flatjax.runner.run_fused`` drives it; tests hold its whole trajectories equal
-    to ``run`` with the matching ``flatjax.optim`` transform and the readable loss.
+    A state may carry more than the iterate (e.g. per-block statistics of it, so
+    that the next step need not read it again). ``flatjax.runner.run_fused``
+    drives it; tests hold its whole trajectories equal to ``run`` with the
+    matching ``flatjax.optim`` transform and the readable loss.
 
     Projection onto the domain ball is folded in: ``step(state, scale)`` treats the
-    current iterate as ``scale * state`` (``scale`` $\le 1$ is the projection factor
-    the runner computes from ``norm(state)``), so projecting costs no extra pass.
+    current iterate as ``scale * iterate(state)`` (``scale`` $\le 1$ is the
+    projection factor the runner computes from ``norm(state)``), so projecting
+    costs no extra pass.
     """
 
     @abc.abstractmethod
     def init(self, w: Float[Array, " d"]) -> PyTree:
-        """The state (the iterate in the kernel's layout) of the flat iterate ``w``."""
+        """The state of the flat iterate ``w``."""
 
     @abc.abstractmethod
-    def flat(self, state: PyTree) -> Float[Array, " d"]:
-        """The flat iterate of a state (inverse of ``init``)."""
+    def iterate(self, state: PyTree) -> PyTree:
+        """The iterate in the kernel's layout (what suffix averages sum)."""
+
+    @abc.abstractmethod
+    def flat(self, iterate: PyTree) -> Float[Array, " d"]:
+        """The flat vector of an iterate in the kernel's layout."""
 
     @abc.abstractmethod
     def norm(self, state: PyTree) -> Float[Array, ""]:
@@ -61,8 +68,8 @@ class AbstractFusedKernel(eqx.Module):
     def step(
         self, state: PyTree, scale: Float[Array, ""]
     ) -> tuple[PyTree, KernelMetrics]:
-        r"""One update from $w_t = $ ``scale * state``: the next state, and metrics.
+        r"""One update from $w_t = $ ``scale * iterate(state)``: next state, metrics.
 
-        The next state is the algorithm's $w_t - \eta\,\tilde g_t$, not projected
-        (the next call's ``scale`` does it); the metrics are at $w_t$.
+        The next state holds the algorithm's $w_t - \eta\,\tilde g_t$, not
+        projected (the next call's ``scale`` does it); the metrics are at $w_t$.
         """

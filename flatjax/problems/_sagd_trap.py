@@ -358,7 +358,15 @@ class AdversarialMaximizer(eqx.Module):
 
 
 class _SAGDTrapKernel(AbstractFusedKernel):
-    r"""GD/SA-GD on ``SAGDTrap``; state ``(blocks, last)`` of shapes $(2^n, T)$, ()."""
+    r"""GD/SA-GD on ``SAGDTrap``.
+
+    State ``(blocks, last, positive, negative)``: the $(2^n, T)$ blocks, $w(d)$,
+    and the row sums $P_i = \|[w^{(i)}]_+\|^2$ and $N_i = \|[w^{(i)}]_-\|^2$,
+    computed right after the blocks are written (while they are in cache), so a
+    step reads the blocks once. $P_i$ and $N_i$ are summed directly (not as
+    differences), so a row of one sign has an exactly zero $P_i$ or $N_i$, and
+    $F_S$ and $\|\nabla F_S\|$ are exactly 0 where they should be.
+    """
 
     problem: SAGDTrap
     plus: Float[Array, "n m"]
@@ -368,30 +376,34 @@ class _SAGDTrapKernel(AbstractFusedKernel):
     adversarial: bool = eqx.field(static=True)
 
     def init(self, w):
-        return self.problem.blocks(w), w[-1]
+        blocks = self.problem.blocks(w)
+        return (blocks, w[-1], *self._rows(blocks))
 
-    def flat(self, state):
-        blocks, last = state
+    def iterate(self, state):
+        return state[:2]
+
+    def flat(self, iterate):
+        blocks, last = iterate
         return jnp.concatenate([blocks.reshape(-1), last[None]])
 
     @staticmethod
     def _rows(blocks):
-        # P_i - N_i and N_i, the statistics of SAGDTrap.value_and_grad.
-        difference = jnp.sum(blocks * jnp.abs(blocks), axis=1)
-        negative = jnp.sum(jnp.square(jnp.minimum(blocks, 0.0)), axis=1)
-        return difference, negative
+        return (
+            jnp.sum(jnp.square(jnp.maximum(blocks, 0.0)), axis=1),
+            jnp.sum(jnp.square(jnp.minimum(blocks, 0.0)), axis=1),
+        )
 
     def norm(self, state):
-        blocks, last = state
-        difference, negative = self._rows(blocks)
-        return jnp.sqrt(jnp.sum(difference + 2.0 * negative) + jnp.square(last))
+        _, last, positive, negative = state
+        return jnp.sqrt(jnp.sum(positive + negative) + jnp.square(last))
 
-    def _slopes(self, difference, negative, last):
+    def _slopes(self, positive, negative, last):
+        # s_k, F_S and the slopes of SAGDTrap.value_and_grad from P_i and N_i.
         p = self.problem
         s = (
             jnp.sum(negative)
             + jnp.square(last)
-            + jnp.sum(self.plus * difference[None, :], axis=1)
+            + jnp.sum(self.plus * (positive - negative)[None, :], axis=1)
         )
         value = jnp.mean(flat_half_square(s, p.rho))
         inside = s > 0
@@ -400,13 +412,11 @@ class _SAGDTrapKernel(AbstractFusedKernel):
         return value, jnp.sum(slope[:, None] * self.plus, axis=0), jnp.sum(slope)
 
     def step(self, state, scale):
-        raw, raw_last = state
-        # The statistics of w_t = scale * raw, from one pass over raw.
-        difference, negative = self._rows(raw)
-        difference, negative = scale**2 * difference, scale**2 * negative
+        raw, raw_last, positive, negative = state
+        # The statistics of w_t = scale * raw.
+        positive, negative = scale**2 * positive, scale**2 * negative
         last = scale * raw_last
-        value, seen, total = self._slopes(difference, negative, last)
-        positive = difference + negative
+        value, seen, total = self._slopes(positive, negative, last)
         grad_norm = jnp.sqrt(
             jnp.sum(jnp.square(seen) * positive + jnp.square(total - seen) * negative)
             + jnp.square(total * last)
@@ -422,18 +432,15 @@ class _SAGDTrapKernel(AbstractFusedKernel):
             x = row[j]
             up = x + self.radius
             # w_t + v_t differs from w_t in one coordinate: correct row i's sums.
-            difference = difference.at[i].add(
-                jnp.where(in_block, up * jnp.abs(up) - x * jnp.abs(x), 0.0)
+            change = jnp.where(in_block, 1.0, 0.0)
+            positive = positive.at[i].add(
+                change * (jnp.square(jnp.maximum(up, 0.0)) - jnp.square(x) * (x > 0))
             )
             negative = negative.at[i].add(
-                jnp.where(
-                    in_block,
-                    jnp.square(jnp.minimum(up, 0.0)) - jnp.square(jnp.minimum(x, 0.0)),
-                    0.0,
-                )
+                change * (jnp.square(jnp.minimum(up, 0.0)) - jnp.square(x) * (x < 0))
             )
-            ascended_last = last + jnp.where(in_block, 0.0, self.radius)
-            saer, seen, total = self._slopes(difference, negative, ascended_last)
+            ascended_last = last + (1.0 - change) * self.radius
+            saer, seen, total = self._slopes(positive, negative, ascended_last)
         w = scale * raw
         grad = seen[:, None] * jnp.maximum(w, 0.0) + (total - seen)[:, None] * (
             jnp.minimum(w, 0.0)
@@ -447,4 +454,5 @@ class _SAGDTrapKernel(AbstractFusedKernel):
                 jnp.where(in_block, x - self.learning_rate * corner, blocks[i, j])
             )
         new_last = last - self.learning_rate * total * ascended_last
-        return (blocks, new_last), KernelMetrics(value, grad_norm, saer)
+        new = (blocks, new_last, *self._rows(blocks))
+        return new, KernelMetrics(value, grad_norm, saer)

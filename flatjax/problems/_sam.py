@@ -439,8 +439,11 @@ class _SAMTrapKernel(AbstractFusedKernel):
     def init(self, w):
         return self.problem.blocks(w), w[-1]
 
-    def flat(self, state):
-        blocks, last = state
+    def iterate(self, state):
+        return state
+
+    def flat(self, iterate):
+        blocks, last = iterate
         return jnp.concatenate([blocks.reshape(-1), last[None]])
 
     def norm(self, state):

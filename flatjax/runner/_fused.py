@@ -130,14 +130,24 @@ def run_fused(
     needs_flat = per_step_population or bool(extra_metrics)
     radius_domain = jnp.asarray(problem.domain_radius, problem.dtype)
 
-    def visit(state, t, sums, acted, nonfinite):
-        """Project the iterate t, record its metrics and add it to the sums."""
-        norm = kernel.norm(state)
-        scale = jnp.asarray(1.0, problem.dtype)
-        if project:  # w_1 is taken as given, as in ``run``
-            moved = (t > 1) & (norm > radius_domain)
-            scale = jnp.where(moved, radius_domain / jnp.where(moved, norm, 1.0), 1.0)
-            acted = acted | moved
+    def projection(norm, t):
+        """The projection factor of iterate t (w_1 is taken as given, as in run)."""
+        if not project:
+            return jnp.asarray(1.0, problem.dtype), jnp.asarray(False)
+        moved = (t > 1) & (norm > radius_domain)
+        scale = jnp.where(moved, radius_domain / jnp.where(moved, norm, 1.0), 1.0)
+        return scale, moved
+
+    def accumulate(sums, state, scale, t):
+        weights = (t >= taus).astype(problem.dtype) * scale
+        return jax.tree_util.tree_map(
+            lambda total, x: total + weights.reshape(-1, *[1] * x.ndim) * x[None],
+            sums,
+            kernel.iterate(state),
+        )
+
+    def visit(state, norm, scale, t, nonfinite):
+        """The update from iterate t (= scale * state) and its metrics."""
         new, found = kernel.step(state, scale)
         metrics = {
             "empirical_risk": found.empirical_risk,
@@ -145,7 +155,7 @@ def run_fused(
             "grad_norm": found.grad_norm,
         }
         if needs_flat or (record_saer and found.saer is None):
-            w = scale * kernel.flat(state)
+            w = scale * kernel.flat(kernel.iterate(state))
             metrics = observe(
                 w,
                 t,
@@ -156,35 +166,38 @@ def run_fused(
             ) | {"iterate_norm": metrics["iterate_norm"]}
         elif record_saer:
             metrics["saer"] = found.saer
-        weights = (t >= taus).astype(problem.dtype) * scale
-        sums = jax.tree_util.tree_map(
-            lambda total, x: total + weights.reshape(-1, *[1] * x.ndim) * x[None],
-            sums,
-            state,
-        )
         bad = jnp.logical_not(jnp.isfinite(norm) & jnp.isfinite(found.grad_norm))
         nonfinite = jnp.where((nonfinite < 0) & bad, t, nonfinite)
-        return new, scale, sums, acted, nonfinite, metrics
+        return new, nonfinite, metrics
 
     def body(carry, t):
-        state, sums, acted, nonfinite = carry
-        new, _, sums, acted, nonfinite, metrics = visit(
-            state, t, sums, acted, nonfinite
-        )
-        return (new, sums, acted, nonfinite), metrics
+        state, norm, scale, sums, acted, nonfinite = carry
+        new, nonfinite, metrics = visit(state, norm, scale, t, nonfinite)
+        # The next iterate's norm, projection and share of the sums are taken
+        # right after it is written: the step's input is then read by the step
+        # alone, so XLA updates it in place (no copy of the carry).
+        new_norm = kernel.norm(new)
+        new_scale, moved = projection(new_norm, t + 1)
+        sums = accumulate(sums, new, new_scale, t + 1)
+        return (new, new_norm, new_scale, sums, acted | moved, nonfinite), metrics
 
     state = kernel.init(w1)
+    norm = kernel.norm(state)
+    scale, acted = projection(norm, 1)
     sums = jax.tree_util.tree_map(
-        lambda x: jnp.zeros((len(starts), *x.shape), x.dtype), state
+        lambda x: jnp.zeros((len(starts), *x.shape), x.dtype), kernel.iterate(state)
     )
-    init = (state, sums, jnp.asarray(False), jnp.asarray(-1, jnp.int32))
+    sums = accumulate(sums, state, scale, 1)
+    init = (state, norm, scale, sums, acted, jnp.asarray(-1, jnp.int32))
     ts = jnp.arange(1, steps, dtype=jnp.int32)
-    (state, sums, acted, nonfinite), metrics = jax.lax.scan(body, init, ts)
+    # Two steps per loop iteration: fewer loop-control round trips between the
+    # small per-step ops (measured about 1.2x for SAM on SAMTrap(6, 64) on a
+    # 2-core CPU; compile time stays under 3 s).
+    carry, metrics = jax.lax.scan(body, init, ts, unroll=2)
+    state, norm, scale, sums, acted, nonfinite = carry
     # The last iterate w_T is observed (its update is discarded).
-    _, scale, sums, acted, nonfinite, last = visit(
-        state, jnp.int32(steps), sums, acted, nonfinite
-    )
-    w_last = scale * kernel.flat(state)
+    _, nonfinite, last = visit(state, norm, scale, jnp.int32(steps), nonfinite)
+    w_last = scale * kernel.flat(kernel.iterate(state))
     flat_sums = jax.vmap(kernel.flat)(sums)
     return _finish(
         problem,
