@@ -7,8 +7,18 @@ import sys
 import time
 
 
-def _enable_x64() -> None:
+def _configure_jax() -> None:
+    """float64, one XLA host device per CPU core, and a persistent compile cache."""
     import os
+
+    # Sweeps shard their runs over all devices; on a CPU that means one XLA host
+    # device per core. XLA reads the flag when the backend starts (first use,
+    # after this); a user's own setting wins.
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" not in flags:
+        os.environ["XLA_FLAGS"] = (
+            f"{flags} --xla_force_host_platform_device_count={os.cpu_count() or 1}"
+        ).strip()
 
     import jax
 
@@ -218,7 +228,8 @@ def _reproduce(args) -> int:
     print(
         f"flatjax reproduce: {len(checks) - len(failed)}/{len(checks)} checks passed "
         "in "
-        f"{elapsed:.1f} s on {jax.devices()[0]} ({jax.devices()[0].platform}); "
+        f"{elapsed:.1f} s on {jax.device_count()} {jax.devices()[0].platform} "
+        f"device(s) ({jax.devices()[0].device_kind}); "
         f"report in {args.out}/report.md"
     )
     for check in failed:
@@ -263,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    _enable_x64()
+    _configure_jax()
     if args.command == "problems":
         return _print_problems(args.seed)
     if args.command == "sweep":

@@ -42,7 +42,8 @@ def _markdown(experiments: list[Experiment], settings: Settings, elapsed: float)
         "# flatjax reproduce: arXiv 2511.03548",
         "",
         f"Mode `{settings.mode}`, {settings.seeds} seeds (fewer where noted in the "
-        f"data), float64, device `{device}` ({device.platform}), {elapsed:.1f} s.",
+        f"data), float64, {jax.device_count()} {device.platform} device(s) "
+        f"({device.device_kind}), {elapsed:.1f} s.",
         "",
     ]
     for experiment in experiments:
