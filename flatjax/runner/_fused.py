@@ -90,9 +90,12 @@ def run_fused(
         >>> from flatjax.problems import SAMTrap
         >>> problem = SAMTrap(6, 8, learning_rate=0.5, radius=0.1)
         >>> S = problem.sample(jax.random.key(0))
-        >>> result = run_fused(problem, "sam", S, 8, learning_rate=0.5, radius=0.1)
-        >>> result.metrics["empirical_risk"].shape
-        (8,)
+        >>> result = run_fused(
+        ...     problem, "sam", S, 8, learning_rate=0.5, radius=0.1,
+        ...     record_population=False,
+        ... )
+        >>> result.metrics["empirical_risk"].shape, result.final.shape
+        ((8,), (513,))
     """
     if algorithm not in ALGORITHMS:
         raise ValueError(
