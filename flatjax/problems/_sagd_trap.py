@@ -423,6 +423,7 @@ class _SAGDTrapKernel(AbstractFusedKernel):
         )
         saer = None
         ascended_last = last
+        ascended_positive, ascended_negative = positive, negative
         if self.adversarial:
             i = self.index
             row = scale * jax.lax.dynamic_index_in_dim(raw, i, axis=0, keepdims=False)
@@ -433,26 +434,61 @@ class _SAGDTrapKernel(AbstractFusedKernel):
             up = x + self.radius
             # w_t + v_t differs from w_t in one coordinate: correct row i's sums.
             change = jnp.where(in_block, 1.0, 0.0)
-            positive = positive.at[i].add(
+            ascended_positive = positive.at[i].add(
                 change * (jnp.square(jnp.maximum(up, 0.0)) - jnp.square(x) * (x > 0))
             )
-            negative = negative.at[i].add(
+            ascended_negative = negative.at[i].add(
                 change * (jnp.square(jnp.minimum(up, 0.0)) - jnp.square(x) * (x < 0))
             )
             ascended_last = last + (1.0 - change) * self.radius
-            saer, seen, total = self._slopes(positive, negative, ascended_last)
+            saer, seen, total = self._slopes(
+                ascended_positive, ascended_negative, ascended_last
+            )
         w = scale * raw
         grad = seen[:, None] * jnp.maximum(w, 0.0) + (total - seen)[:, None] * (
             jnp.minimum(w, 0.0)
         )
         blocks = w - self.learning_rate * grad
+        # The update multiplies the positive entries of row i by a_i and the
+        # negative ones by b_i, so the next P_i and N_i follow from these ones
+        # without reading the blocks again (they agree with fresh sums to
+        # rounding; one-signed rows stay exactly one-signed).
+        a = 1.0 - self.learning_rate * seen
+        b = 1.0 - self.learning_rate * (total - seen)
+        zero = jnp.zeros_like(a)
+        new_positive = jnp.where(a >= 0, jnp.square(a) * positive, zero) + jnp.where(
+            b < 0, jnp.square(b) * negative, zero
+        )
+        new_negative = jnp.where(a < 0, jnp.square(a) * positive, zero) + jnp.where(
+            b >= 0, jnp.square(b) * negative, zero
+        )
         if self.adversarial:
             corner = seen[i] * jnp.maximum(up, 0.0) + (total - seen[i]) * jnp.minimum(
                 up, 0.0
             )
-            blocks = blocks.at[i, j].set(
-                jnp.where(in_block, x - self.learning_rate * corner, blocks[i, j])
+            bulk = blocks[i, j]
+            moved = x - self.learning_rate * corner
+            blocks = blocks.at[i, j].set(jnp.where(in_block, moved, bulk))
+            # The perturbed coordinate got `moved` instead of `bulk`.
+            new_positive = new_positive.at[i].add(
+                change
+                * (
+                    jnp.square(jnp.maximum(moved, 0.0))
+                    - jnp.square(jnp.maximum(bulk, 0.0))
+                )
+            )
+            new_negative = new_negative.at[i].add(
+                change
+                * (
+                    jnp.square(jnp.minimum(moved, 0.0))
+                    - jnp.square(jnp.minimum(bulk, 0.0))
+                )
             )
         new_last = last - self.learning_rate * total * ascended_last
-        new = (blocks, new_last, *self._rows(blocks))
+        new = (
+            blocks,
+            new_last,
+            jnp.maximum(new_positive, 0.0),
+            jnp.maximum(new_negative, 0.0),
+        )
         return new, KernelMetrics(value, grad_norm, saer)

@@ -11,6 +11,7 @@ amplifies rounding, hence not 1e-15). A wrong coefficient, index, sign or
 projection shows at O(1).
 """
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -155,6 +156,7 @@ SAGD_CASES = {
     "theorem3_n4_T16": (dict(n=4, T=16, rho=0.01), 0.25, 0.2),
     "flat_rho0_n3_T8": (dict(n=3, T=8, rho=0.0), 0.3, 0.5),
     "exhausted_block_n2_T2": (dict(n=2, T=2, rho=0.05), 0.5, 0.4),  # runs past T
+    "sign_flips_n3_T8": (dict(n=3, T=8, rho=0.05), 3.0, 0.4),  # eta * slope > 1
 }
 
 
@@ -328,3 +330,33 @@ def test_bad_arguments_are_refused_by_name():
         run_fused(problem, "sam", S, 0, learning_rate=0.1, radius=0.1)
     with pytest.raises(ValueError, match="S="):
         run_fused(problem, "sam", S[:2], 4, learning_rate=0.1, radius=0.1)
+
+
+@pytest.mark.parametrize("learning_rate", [0.3, 3.0, 7.0])
+def test_sagdtrap_carried_statistics_track_the_blocks(learning_rate):
+    # The kernel updates P_i and N_i by the rows' multipliers a_i, b_i instead of
+    # re-summing the blocks; with a large step the multipliers turn negative and
+    # the signs flip. The carried sums must stay the sums of the carried blocks.
+    problem = SAGDTrap(n=3, T=8, rho=0.05)
+    S = problem.sample_conditioned(jax.random.key(15))
+    for algorithm, maximizer in (
+        ("gd", None),
+        ("sa_gd", problem.adversarial_maximizer(S)),
+    ):
+        kernel = problem.fused_kernel(S, algorithm, learning_rate, 0.4, maximizer)
+        w1 = 0.3 * jax.random.normal(jax.random.key(16), (problem.d,))
+        state = kernel.init(w1)
+        step = eqx.filter_jit(kernel.step)
+        flips = 0
+        for _ in range(12):
+            new, _ = step(state, jnp.asarray(1.0))
+            flips += int(jnp.sum((new[0] * state[0]) < 0))
+            state = new
+            blocks = state[0]
+            fresh_positive = jnp.sum(jnp.square(jnp.maximum(blocks, 0.0)), axis=1)
+            fresh_negative = jnp.sum(jnp.square(jnp.minimum(blocks, 0.0)), axis=1)
+            scale = jnp.max(fresh_positive + fresh_negative)
+            np.testing.assert_allclose(state[2], fresh_positive, atol=1e-13 * scale)
+            np.testing.assert_allclose(state[3], fresh_negative, atol=1e-13 * scale)
+        if learning_rate > 1:
+            assert flips > 0  # the sign-flip branches were exercised
