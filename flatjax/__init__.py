@@ -34,7 +34,7 @@ from .problems import (
     SAMTrap,
     SquaredHinge,
 )
-from .runner import RunResult, run
+from .runner import RunResult, run, run_fused
 
 __version__ = "0.1.0"
 
@@ -62,6 +62,7 @@ __all__ = [
     "problems",
     "project_onto_ball",
     "run",
+    "run_fused",
     "runner",
     "sa_erm",
     "sa_gd",
