@@ -30,8 +30,7 @@ What flatjax's time includes: everything ``run(..., record_population=False,
 suffix_starts=(1,))`` (or ``run_fused``) computes and returns (per-iterate empirical
 risk, gradient norm and iterate norm, the uniform average, projection and
 non-finite flags, the last iterate), from pre-sampled training sets already on the
-device (``flatjax_fused`` also places them on the devices' shards, a copy of
-$8n2^n$ bytes per set per call, counted against it). The NumPy and
+device (for ``flatjax_fused``, already placed on the devices' shards). The NumPy and
 optax loops compute the same iterates, the uniform average and the loss per step.
 Every method's last iterate on the first training set is compared with
 flatjax's (``max_abs_diff_vs_flatjax``).
@@ -272,10 +271,18 @@ def sharded(one, seeds: int, chunk: int):
     placement = NamedSharding(mesh, P("sets"))
 
     def call(S, hyper):
+        # A no-op for sets already placed on the shards (see _placed).
         return program(jax.device_put(S, placement), hyper)
 
     call._cache_size = program._cache_size  # for check_recompilation
+    call.placement = placement
     return call
+
+
+def _placed(fn, S):
+    """``S`` on the devices' shards, before timing, where ``fn`` is sharded."""
+    placement = getattr(fn, "placement", None)
+    return S if placement is None else _common.block(jax.device_put(S, placement))
 
 
 def as_hyper(values: dict[str, float]):
@@ -408,6 +415,7 @@ def measure_vmapped(one, S, chunk, settings, hyper, predicted_s, wrap=None):
     """Compile (timed as first call minus a steady call), then time the calls."""
     seeds = S.shape[0]
     fn = (wrap or batched)(one, seeds, chunk)
+    S = _placed(fn, S)
     _common.reset_peak_memory()
     out, first_s = _common.timed(lambda: fn(S, hyper))
     repeats = settings.repeats if predicted_s < 5.0 else 1
@@ -478,11 +486,19 @@ def run_case(case: Case, settings: Settings) -> dict[str, Any]:
         if len(case.chunks) == 1:
             chunk_of[method] = case.chunks[0]
             continue
-        S = all_sets[: min(case.calibrate_seeds, settings.calibrate_seeds)]
+        count = min(case.calibrate_seeds, settings.calibrate_seeds)
+        if method in wraps:
+            # Sharded: each device gets 1/k of the sets; calibrate on enough
+            # sets that every chunk size is also tried under lax.map.
+            count = min(count * 4, max(settings.seeds))
+        S = all_sets[:count]
         rates = {}
         for chunk in case.chunks:
             fn = wraps.get(method, batched)(ones[method], S.shape[0], chunk)
-            timing = _common.time_call(lambda fn=fn, S=S: fn(S, hyper), repeats=2)
+            S_placed = _placed(fn, S)
+            timing = _common.time_call(
+                lambda fn=fn, S=S_placed: fn(S, hyper), repeats=2
+            )
             rates[chunk] = S.shape[0] * updates / timing["min_s"]
         calibration[method] = rates
         chunk_of[method] = max(rates, key=rates.get)
