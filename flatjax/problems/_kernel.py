@@ -6,12 +6,23 @@ import abc
 from typing import Literal, NamedTuple
 
 import equinox as eqx
+import jax.numpy as jnp
 from jaxtyping import Array, Float, PyTree
 
 #: The algorithms a fused kernel may implement (the ``flatjax.optim`` transforms of the
 #: same names: ``gd(lr)``, ``sam(lr, r)``, ``sa_gd(lr, r)``).
 Algorithm = Literal["gd", "sam", "sa_gd"]
 ALGORITHMS: tuple[str, ...] = ("gd", "sam", "sa_gd")
+
+
+def flat_blocks(iterate: tuple[Array, Array]) -> Float[Array, " d"]:
+    r"""The flat $w$ of the constructions' layout ``(blocks, last)``.
+
+    The $2^n\times T$ block matrix row by row, then the last coordinate: the
+    inverse of ``(problem.blocks(w), w[-1])``.
+    """
+    blocks, last = iterate
+    return jnp.concatenate([blocks.reshape(-1), last[None]])
 
 
 class KernelMetrics(NamedTuple):

@@ -24,7 +24,7 @@ from ._base import (
     unseen_probability,
 )
 from ._erm import _first_index, _unseen_mask
-from ._kernel import AbstractFusedKernel, KernelMetrics
+from ._kernel import AbstractFusedKernel, KernelMetrics, flat_blocks
 
 
 class SAGDTrap(AbstractProblem):
@@ -376,22 +376,13 @@ class _SAGDTrapKernel(AbstractFusedKernel):
     adversarial: bool = eqx.field(static=True)
 
     def init(self, w):
-        blocks = self.problem.blocks(w)
-        return (blocks, w[-1], *self._rows(blocks))
+        return (self.problem.blocks(w), w[-1], *self.problem._block_parts(w))
 
     def iterate(self, state):
         return state[:2]
 
     def flat(self, iterate):
-        blocks, last = iterate
-        return jnp.concatenate([blocks.reshape(-1), last[None]])
-
-    @staticmethod
-    def _rows(blocks):
-        return (
-            jnp.sum(jnp.square(jnp.maximum(blocks, 0.0)), axis=1),
-            jnp.sum(jnp.square(jnp.minimum(blocks, 0.0)), axis=1),
-        )
+        return flat_blocks(iterate)
 
     def norm(self, state):
         _, last, positive, negative = state
@@ -423,7 +414,6 @@ class _SAGDTrapKernel(AbstractFusedKernel):
         )
         saer = None
         ascended_last = last
-        ascended_positive, ascended_negative = positive, negative
         if self.adversarial:
             i = self.index
             row = scale * jax.lax.dynamic_index_in_dim(raw, i, axis=0, keepdims=False)
@@ -434,15 +424,9 @@ class _SAGDTrapKernel(AbstractFusedKernel):
             up = x + self.radius
             # w_t + v_t differs from w_t in one coordinate: correct row i's sums.
             change = jnp.where(in_block, 1.0, 0.0)
-            ascended_positive = positive.at[i].add(
-                change * (jnp.square(jnp.maximum(up, 0.0)) - jnp.square(x) * (x > 0))
-            )
-            ascended_negative = negative.at[i].add(
-                change * (jnp.square(jnp.minimum(up, 0.0)) - jnp.square(x) * (x < 0))
-            )
             ascended_last = last + (1.0 - change) * self.radius
             saer, seen, total = self._slopes(
-                ascended_positive, ascended_negative, ascended_last
+                *_replace_entry(positive, negative, i, x, up, change), ascended_last
             )
         w = scale * raw
         grad = seen[:, None] * jnp.maximum(w, 0.0) + (total - seen)[:, None] * (
@@ -470,19 +454,8 @@ class _SAGDTrapKernel(AbstractFusedKernel):
             moved = x - self.learning_rate * corner
             blocks = blocks.at[i, j].set(jnp.where(in_block, moved, bulk))
             # The perturbed coordinate got `moved` instead of `bulk`.
-            new_positive = new_positive.at[i].add(
-                change
-                * (
-                    jnp.square(jnp.maximum(moved, 0.0))
-                    - jnp.square(jnp.maximum(bulk, 0.0))
-                )
-            )
-            new_negative = new_negative.at[i].add(
-                change
-                * (
-                    jnp.square(jnp.minimum(moved, 0.0))
-                    - jnp.square(jnp.minimum(bulk, 0.0))
-                )
+            new_positive, new_negative = _replace_entry(
+                new_positive, new_negative, i, bulk, moved, change
             )
         new_last = last - self.learning_rate * total * ascended_last
         new = (
@@ -492,3 +465,17 @@ class _SAGDTrapKernel(AbstractFusedKernel):
             jnp.maximum(new_negative, 0.0),
         )
         return new, KernelMetrics(value, grad_norm, saer)
+
+
+def _replace_entry(positive, negative, row, old, new, weight):
+    r"""Row sums $P$, $N$ after one entry of ``row`` goes from ``old`` to ``new``.
+
+    ``weight`` is 1 to apply the change, 0 to leave the sums as they are.
+    """
+    positive = positive.at[row].add(
+        weight * (jnp.square(jnp.maximum(new, 0.0)) - jnp.square(jnp.maximum(old, 0.0)))
+    )
+    negative = negative.at[row].add(
+        weight * (jnp.square(jnp.minimum(new, 0.0)) - jnp.square(jnp.minimum(old, 0.0)))
+    )
+    return positive, negative

@@ -24,7 +24,7 @@ from ._base import (
     rejection_sample,
 )
 from ._erm import _first_index, _sample_bits, _unseen_mask
-from ._kernel import AbstractFusedKernel, KernelMetrics
+from ._kernel import AbstractFusedKernel, KernelMetrics, flat_blocks
 
 
 class SAMSharp(AbstractProblem):
@@ -443,8 +443,7 @@ class _SAMTrapKernel(AbstractFusedKernel):
         return state
 
     def flat(self, iterate):
-        blocks, last = iterate
-        return jnp.concatenate([blocks.reshape(-1), last[None]])
+        return flat_blocks(iterate)
 
     def norm(self, state):
         blocks, last = state
