@@ -22,14 +22,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from flatjax.sweep import use_cpu_cores
+
 # One XLA host device per core, so that flatjax's sharded methods use every core
-# (as `flatjax sweep` does); it must be set before JAX starts. A user's own
-# XLA_FLAGS setting wins. It changes nothing on a GPU backend's default device.
-if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (
-        os.environ.get("XLA_FLAGS", "")
-        + f" --xla_force_host_platform_device_count={os.cpu_count() or 1}"
-    ).strip()
+# (as `flatjax sweep` does). A user's own XLA_FLAGS setting wins.
+use_cpu_cores()
 
 import jax  # noqa: E402
 

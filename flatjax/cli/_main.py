@@ -11,16 +11,17 @@ def _configure_jax() -> None:
     """float64, one XLA host device per CPU core, and a persistent compile cache."""
     import os
 
-    # Sweeps shard their runs over all devices; on a CPU that means one XLA host
-    # device per core. XLA reads the flag when the backend starts (first use,
-    # after this); a user's own setting wins.
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_force_host_platform_device_count" not in flags:
-        os.environ["XLA_FLAGS"] = (
-            f"{flags} --xla_force_host_platform_device_count={os.cpu_count() or 1}"
-        ).strip()
-
     import jax
+
+    from flatjax.sweep import use_cpu_cores
+
+    # Sweeps shard their runs over all devices: on a CPU, one per core. Called
+    # in-process after JAX has started (e.g. main() from a notebook), it keeps
+    # the devices JAX already has.
+    try:
+        use_cpu_cores()
+    except RuntimeError:
+        pass
 
     jax.config.update("jax_enable_x64", True)
     # Reuse compiled programs across invocations (the reproduction is mostly

@@ -1,7 +1,7 @@
 """Sweeps over seeds, data and hyperparameters: vmapped, chunked, sharded, resumable."""
 
 from ._config import MAXIMIZERS, OPTIMIZERS, PROBLEMS, SweepConfig
-from ._engine import SweepResult, default_memory_budget, run_sweep
+from ._engine import SweepResult, default_memory_budget, run_sweep, use_cpu_cores
 
 __all__ = [
     "MAXIMIZERS",
@@ -11,4 +11,5 @@ __all__ = [
     "SweepResult",
     "default_memory_budget",
     "run_sweep",
+    "use_cpu_cores",
 ]

@@ -51,6 +51,37 @@ class SweepResult(NamedTuple):
     curves: object | None
 
 
+def use_cpu_cores() -> str:
+    """Ask XLA for one host (CPU) device per core, so sweeps shard over every core.
+
+    Sets ``--xla_force_host_platform_device_count=<cores>`` in ``XLA_FLAGS`` unless
+    that flag is already there (a user's own setting wins). XLA reads it when its
+    backend starts, so call this before the first JAX operation of the process
+    (importing ``flatjax`` or ``jax`` is fine); the ``flatjax`` command does. It
+    changes nothing on a GPU backend's devices.
+
+    Returns:
+        The resulting ``XLA_FLAGS``.
+
+    Raises:
+        RuntimeError: if JAX's backends have started already (the flag would be
+            ignored silently).
+    """
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" in flags:
+        return flags
+    from jax._src import xla_bridge
+
+    if xla_bridge.backends_are_initialized():
+        raise RuntimeError(
+            "use_cpu_cores() must run before JAX's first operation: its backends "
+            "have started, so XLA_FLAGS would be ignored"
+        )
+    flags = f"{flags} --xla_force_host_platform_device_count={os.cpu_count() or 1}"
+    os.environ["XLA_FLAGS"] = flags.strip()
+    return os.environ["XLA_FLAGS"]
+
+
 def default_memory_budget(device=None) -> int:
     """A quarter of the device memory (GPU: its limit; CPU: physical RAM), in bytes."""
     device = device or jax.local_devices()[0]
