@@ -16,31 +16,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from readable_reference import (
+    ReadableSAGDTrap,
+    ReadableSAMTrap,
+    readable_value_and_grad,
+)
 
 from flatjax.optim import FunctionMaximizer, gd, sa_gd, sam
 from flatjax.problems import SAGDTrap, SAMTrap
 from flatjax.runner import run
 
 RTOL = 1e-12
-
-
-def readable_value_and_grad(problem, w, S):
-    """Autodiff of F_S(w) = mean_k loss(w, z_k), the readable reference."""
-
-    def empirical_risk(w):
-        return jnp.mean(jax.vmap(problem.loss, in_axes=(None, 0))(w, S))
-
-    return jax.value_and_grad(empirical_risk)(w)
-
-
-class ReadableSAGDTrap(SAGDTrap):
-    def value_and_grad(self, w, S):
-        return readable_value_and_grad(self, w, S)
-
-
-class ReadableSAMTrap(SAMTrap):
-    def value_and_grad(self, w, S):
-        return readable_value_and_grad(self, w, S)
 
 
 SAGD_CASES = {

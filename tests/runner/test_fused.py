@@ -16,39 +16,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from readable_reference import (
+    ReadableSAGDTrap,
+    ReadableSAMTrap,
+)
 
 from flatjax.optim import FunctionMaximizer, gd, sa_gd, sam
 from flatjax.problems import LeastSquares, SAGDTrap, SAMTrap
 from flatjax.runner import run, run_fused
 
 RTOL = 1e-12
-
-
-def readable_value_and_grad(problem, w, S):
-    def empirical_risk(w):
-        return jnp.mean(jax.vmap(problem.loss, in_axes=(None, 0))(w, S))
-
-    return jax.value_and_grad(empirical_risk)(w)
-
-
-class ReadableSAGDTrap(SAGDTrap):
-    """Autodiff of the readable loss, and no fused kernel."""
-
-    def value_and_grad(self, w, S):
-        return readable_value_and_grad(self, w, S)
-
-    def fused_kernel(self, *args, **kwargs):
-        return None
-
-
-class ReadableSAMTrap(SAMTrap):
-    """Autodiff of the readable loss, and no fused kernel."""
-
-    def value_and_grad(self, w, S):
-        return readable_value_and_grad(self, w, S)
-
-    def fused_kernel(self, *args, **kwargs):
-        return None
 
 
 TRANSFORMS = {"gd": lambda lr, r: gd(lr), "sam": sam, "sa_gd": sa_gd}
