@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float
 
-from flatjax.problems._base import check_real, is_concrete
+from flatjax._checks import check_real, is_concrete
 
 #: The constant of Theorem 3 in the corrected reading (paper digest §4.3, §8):
 #: $\frac14(\frac{1}{2\sqrt2}-\frac13)^2 \approx 1.0221\times10^{-4}$.

@@ -3,87 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float, PyTree
-
-
-def _describe(out: Any) -> str:
-    """A short description of a loss output for an error message."""
-    shape = getattr(out, "shape", None)
-    if shape is None:
-        return f"a {type(out).__name__}"
-    return f"shape {tuple(shape)}"
-
-
-def check_scalar_loss(call: str, name: str, fn: Callable, *args) -> None:
-    """Raise unless ``fn(*args)`` returns one real scalar (checked by shape only).
-
-    Raises:
-        ValueError: naming ``call`` and the argument ``name`` when the output is not a
-            scalar array of a floating dtype.
-    """
-    out = jax.eval_shape(fn, *args)
-    shape = getattr(out, "shape", None)
-    dtype = getattr(out, "dtype", None)
-    if shape != () or not jnp.issubdtype(dtype, jnp.floating):
-        raise ValueError(
-            f"`{call}({name}=...)` must return a real scalar, got {_describe(out)}"
-            + ("" if dtype is None else f" of dtype {dtype}")
-        )
-
-
-def check_same_structure(call: str, name: str, tree: PyTree, reference: PyTree) -> None:
-    """Raise unless ``tree`` has the structure and leaf shapes of ``reference`` (w).
-
-    Raises:
-        ValueError: naming ``call`` and the argument ``name``.
-    """
-    structure = jax.tree_util.tree_structure(tree)
-    expected = jax.tree_util.tree_structure(reference)
-    if structure != expected:
-        raise ValueError(
-            f"`{call}({name}=...)` must have the pytree structure of `w`, got "
-            f"{structure}, expected {expected}"
-        )
-    shapes = [jnp.shape(leaf) for leaf in jax.tree_util.tree_leaves(tree)]
-    expected_shapes = [jnp.shape(leaf) for leaf in jax.tree_util.tree_leaves(reference)]
-    if shapes != expected_shapes:
-        raise ValueError(
-            f"`{call}({name}=...)` must have the leaf shapes of `w`, got {shapes}, "
-            f"expected {expected_shapes}"
-        )
-
-
-def check_key(call: str, key) -> None:
-    """Raise when a stochastic measure is called without a PRNG key."""
-    if key is None:
-        raise ValueError(
-            f"`{call}(key=...)` must be a PRNG key (the estimator is random), got None"
-        )
-
-
-def check_examples(call: str, name: str, examples: PyTree) -> int:
-    """Return the number of examples ``n`` (leading axis), or raise.
-
-    Raises:
-        ValueError: when ``examples`` has no leaves, a leaf without a leading axis,
-            leaves whose leading axes differ, or zero examples.
-    """
-    leaves = jax.tree_util.tree_leaves(examples)
-    sizes = [jnp.shape(leaf)[0] if jnp.ndim(leaf) else None for leaf in leaves]
-    if not leaves or None in sizes or len(set(sizes)) != 1:
-        raise ValueError(
-            f"`{call}({name}=...)` must be a pytree of arrays sharing a leading "
-            f"example axis, got leading sizes {sizes}"
-        )
-    n = sizes[0]
-    if n < 1:
-        raise ValueError(f"`{call}({name}=...)` must hold at least 1 example, got {n}")
-    return n
 
 
 def flatten_loss(

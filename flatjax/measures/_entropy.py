@@ -10,9 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
-from flatjax.problems._base import check_int, check_real
+from flatjax._checks import check_int, check_real
 
-from ._base import check_key, check_scalar_loss, flatten_loss, mean_and_stderr
+from .._checks import check_key, check_scalar_loss
+from ._base import flatten_loss, mean_and_stderr
 
 
 class LocalEntropy(NamedTuple):

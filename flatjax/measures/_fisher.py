@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float, PyTree
 
-from ._base import check_examples, check_scalar_loss
+from .._checks import check_examples, check_scalar_loss
 
 
 def _per_example_gradients(

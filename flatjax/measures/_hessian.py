@@ -14,15 +14,10 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray, PyTree
 
-from flatjax.problems._base import check_int, check_real
+from flatjax._checks import check_int, check_real
 
-from ._base import (
-    Estimate,
-    check_key,
-    check_scalar_loss,
-    hessian_vector_product,
-    mean_and_stderr,
-)
+from .._checks import check_key, check_scalar_loss
+from ._base import Estimate, hessian_vector_product, mean_and_stderr
 
 
 class HessianEigenvalues(NamedTuple):

@@ -9,7 +9,8 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
-from ._base import check_key, check_same_structure, check_scalar_loss, flatten_loss
+from .._checks import check_key, check_same_structure, check_scalar_loss
+from ._base import flatten_loss
 
 
 def path_norm(

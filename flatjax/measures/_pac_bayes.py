@@ -9,17 +9,11 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray, PyTree
 
-from flatjax.optim._maximizer_base import tree_norm
-from flatjax.problems._base import check_int, check_real
+from flatjax._checks import check_int, check_real
+from flatjax.optim import tree_norm
 
-from ._base import (
-    Estimate,
-    bisect_largest,
-    check_key,
-    check_scalar_loss,
-    flatten_loss,
-    mean_and_stderr,
-)
+from .._checks import check_key, check_scalar_loss
+from ._base import Estimate, bisect_largest, flatten_loss, mean_and_stderr
 
 
 def _antithetic_increases(

@@ -9,17 +9,12 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray, PyTree
 
+from flatjax._checks import check_int, check_real
 from flatjax.optim._maximizer_base import AbstractMaximizer, Method, saer
 from flatjax.optim._maximizers import AscentMaximizer
-from flatjax.problems._base import check_int, check_real
 
-from ._base import (
-    bisect_largest,
-    check_key,
-    check_same_structure,
-    check_scalar_loss,
-    flatten_loss,
-)
+from .._checks import check_key, check_same_structure, check_scalar_loss
+from ._base import bisect_largest, flatten_loss
 
 
 def _resolve_maximizer(

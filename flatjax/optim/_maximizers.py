@@ -22,7 +22,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
-from ..problems._base import check_int, check_real, is_concrete
+from .._checks import check_int, check_real, is_concrete
 from ._maximizer_base import AbstractMaximizer, Method
 
 #: Steps of the bracketing iteration on the secular equation. Each step takes a

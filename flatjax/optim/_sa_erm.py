@@ -8,7 +8,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ..problems._base import AbstractProblem, check_int, check_real
+from .._checks import check_int, check_real
+from ..problems._base import AbstractProblem
 from ._maximizer_base import AbstractMaximizer, saer
 from ._maximizers import AscentMaximizer
 from ._transforms import project_point

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Bool, Int
 
-from ..problems._base import check_real
+from .._checks import check_real
 from ._maximizer_base import AbstractMaximizer, tree_norm
 
 Ascent = Literal["normalized", "unnormalized", "adaptive", "exact"]

@@ -15,10 +15,6 @@ from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from ._kernel import AbstractFusedKernel
 
-#: Largest estimated size, in bytes, of one iterate plus one training set that a
-#: problem constructor accepts by default (8 GiB). Pass ``max_bytes=`` to change it.
-DEFAULT_MAX_BYTES = 8 * 2**30
-
 
 class RiskEstimate(NamedTuple):
     """A population risk, exact or estimated, with its provenance.
@@ -124,92 +120,6 @@ class AbstractProblem(eqx.Module):
             maximizer: the exact maximizer of ``"sa_gd"``.
         """
         return None
-
-
-# ----------------------------------------------------------------------------------
-# Validation helpers. Each message names the call, the argument and the value.
-
-
-def is_concrete(x) -> bool:
-    """True when ``x`` is a Python number or a concrete (non-traced) array."""
-    return not isinstance(x, jax.core.Tracer)
-
-
-def check_int(call: str, name: str, value, minimum: int) -> int:
-    """Return ``value`` as an int, or raise if it is not an integer >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"`{call}({name}=...)` must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"`{call}({name}=...)` must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def check_real(
-    call: str,
-    name: str,
-    value,
-    *,
-    lower: float | None = None,
-    upper: float | None = None,
-    lower_open: bool = False,
-    upper_open: bool = False,
-):
-    """Check a real hyperparameter when it is concrete; traced values pass through.
-
-    Raises:
-        ValueError: if a concrete ``value`` is not a finite scalar in the interval.
-    """
-    if not is_concrete(value):
-        return value
-    arr = np.asarray(value)
-    if arr.shape != ():
-        raise ValueError(
-            f"`{call}({name}=...)` must be a scalar, got shape {arr.shape}"
-        )
-    x = float(arr)
-    if not math.isfinite(x):
-        raise ValueError(f"`{call}({name}=...)` must be finite, got {x}")
-    if lower is not None and (x < lower or (lower_open and x == lower)):
-        op = ">" if lower_open else ">="
-        raise ValueError(f"`{call}({name}=...)` must be {op} {lower}, got {x}")
-    if upper is not None and (x > upper or (upper_open and x == upper)):
-        op = "<" if upper_open else "<="
-        raise ValueError(f"`{call}({name}=...)` must be {op} {upper}, got {x}")
-    return value
-
-
-def check_dtype(call: str, dtype) -> np.dtype:
-    """Return ``dtype`` as a NumPy floating dtype that JAX will really use.
-
-    Raises:
-        TypeError: if ``dtype`` is not a floating dtype.
-        ValueError: if ``dtype`` is float64 but JAX's x64 mode is off (JAX would
-            silently compute in float32).
-    """
-    try:
-        dt = np.dtype(dtype)
-    except TypeError as err:
-        raise TypeError(f"`{call}(dtype=...)` is not a dtype: {dtype!r}") from err
-    if not np.issubdtype(dt, np.floating):
-        raise TypeError(f"`{call}(dtype=...)` must be a floating dtype, got {dt}")
-    if dt == np.float64 and not jax.config.read("jax_enable_x64"):
-        raise ValueError(
-            f"`{call}(dtype=float64)` needs JAX's 64-bit mode, which is off: call "
-            "`jax.config.update('jax_enable_x64', True)` at start-up (before any "
-            "array is created), or pass `dtype=jnp.float32` where float32 is accurate "
-            "enough"
-        )
-    return dt
-
-
-def check_memory(call: str, nbytes: int, max_bytes: int) -> None:
-    """Refuse a size whose arrays would not fit, before anything is allocated."""
-    if nbytes > max_bytes:
-        raise ValueError(
-            f"`{call}` would need about {nbytes:,} bytes ({nbytes / 2**30:.3g} GiB) "
-            f"for one iterate and one training set, over the limit of {max_bytes:,} "
-            "bytes; pass a smaller size, or `max_bytes=` to raise the limit"
-        )
 
 
 # ----------------------------------------------------------------------------------

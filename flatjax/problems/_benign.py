@@ -9,16 +9,15 @@ import numpy as np
 from jax.scipy.special import betainc
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._base import (
+from .._checks import (
     DEFAULT_MAX_BYTES,
-    AbstractProblem,
-    RiskEstimate,
     check_dtype,
     check_int,
     check_memory,
     check_real,
     is_concrete,
 )
+from ._base import AbstractProblem, RiskEstimate
 
 
 def _uniform_sphere(key: PRNGKeyArray, shape: tuple[int, ...], dtype) -> Array:

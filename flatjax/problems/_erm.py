@@ -8,15 +8,17 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from ._base import (
+from .._checks import (
     DEFAULT_MAX_BYTES,
-    AbstractProblem,
-    RiskEstimate,
-    bernoulli_sum_expectation,
     check_dtype,
     check_int,
     check_memory,
     check_real,
+)
+from ._base import (
+    AbstractProblem,
+    RiskEstimate,
+    bernoulli_sum_expectation,
     flat_half_square,
     rejection_sample,
     unseen_probability,

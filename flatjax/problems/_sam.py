@@ -10,17 +10,19 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from ._base import (
+from .._checks import (
     DEFAULT_MAX_BYTES,
-    AbstractProblem,
-    RiskEstimate,
-    bernoulli_sum_expectation,
     check_dtype,
     check_int,
     check_memory,
     check_real,
-    exactly_one_unseen_probability,
     is_concrete,
+)
+from ._base import (
+    AbstractProblem,
+    RiskEstimate,
+    bernoulli_sum_expectation,
+    exactly_one_unseen_probability,
     rejection_sample,
 )
 from ._erm import _first_index, _sample_bits, _unseen_mask

@@ -8,8 +8,9 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
+from .._checks import check_real
 from ..optim._transforms import gd, sa_gd, sam
-from ..problems._base import AbstractProblem, check_real
+from ..problems._base import AbstractProblem
 from ..problems._kernel import ALGORITHMS
 from ._runner import RunResult, _check_inputs, _finish, _observer, run
 

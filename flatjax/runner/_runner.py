@@ -11,9 +11,10 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from ..optim._maximizer_base import tree_norm
+from .._checks import check_int
+from ..optim import tree_norm
 from ..optim._transforms import project_point
-from ..problems._base import AbstractProblem, check_int
+from ..problems._base import AbstractProblem
 
 
 class RunResult(NamedTuple):
