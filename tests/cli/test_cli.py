@@ -1,5 +1,3 @@
-import pytest
-
 from flatjax.cli import main
 
 
@@ -20,11 +18,31 @@ def test_problems_command_prints_the_exact_values(capsys):
     assert "elapsed" in out
 
 
-def test_no_command_prints_help_and_fails(capsys):
+def test_no_command_names_the_commands_and_fails(capsys):
     assert main([]) == 2
-    assert "problems" in capsys.readouterr().out
+    err = capsys.readouterr().err
+    assert "problems, sweep or reproduce" in err and len(err.splitlines()) == 1
 
 
-def test_unknown_command_is_refused():
-    with pytest.raises(SystemExit):
-        main(["nonsense"])
+def test_unknown_command_is_refused(capsys):
+    assert main(["nonsense"]) == 2
+    assert "invalid choice: 'nonsense'" in capsys.readouterr().err
+
+
+def test_help_exits_zero(capsys):
+    assert main(["--help"]) == 0
+    assert "reproduce" in capsys.readouterr().out
+    assert main(["reproduce", "--help"]) == 0
+    assert "among: theorem1," in capsys.readouterr().out
+
+
+def test_version_names_flatjax_jax_and_the_device(capsys):
+    import jax
+
+    from flatjax._environment import environment
+
+    assert main(["--version"]) == 0
+    out = capsys.readouterr().out.strip()
+    env = environment()
+    assert out.startswith(f"flatjax {env['flatjax']} (jax {jax.__version__}")
+    assert f"{env['platform']} device(s): {env['device_kind']}" in out
