@@ -255,23 +255,26 @@ def _add_problems_parser(commands) -> None:
 # ------------------------------------------------------------------------ sweep
 
 
-def _check_sweep_folder(out: str) -> None:
-    """Refuse an output folder whose ``sweep.json`` is unreadable, naming the file."""
-    identity = Path(out) / "sweep.json"
-    if not identity.is_file():
+def _check_record(path: Path) -> None:
+    """Refuse an output folder whose JSON record is unreadable, naming the file.
+
+    ``sweep.json`` and ``reproduce.json`` say which configuration a folder holds; a
+    corrupt one would otherwise surface as a bare JSON error without the file.
+    """
+    if not path.is_file():
         return
     try:
-        stored = json.loads(identity.read_bytes().decode("utf-8"))
+        stored = json.loads(path.read_bytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UsageError(
-            f"{str(identity)!r} is corrupt ({err}); it is not a sweep's record: "
-            "delete the folder or choose another --out"
-        ) from None
-    if not isinstance(stored, dict):
-        raise UsageError(
-            f"{str(identity)!r} is corrupt (not a JSON object); delete the folder or "
-            "choose another --out"
-        )
+        problem = f"{type(err).__name__}: {err}"
+    else:
+        if isinstance(stored, dict):
+            return
+        problem = f"a JSON {type(stored).__name__}, not an object"
+    raise UsageError(
+        f"{str(path)!r} is corrupt ({problem}): delete the folder or choose another "
+        "--out"
+    )
 
 
 def _sweep(args) -> int:
@@ -282,7 +285,7 @@ def _sweep(args) -> int:
     if args.distributed:
         jax.distributed.initialize()
     config = SweepConfig.from_toml(args.config)
-    _check_sweep_folder(args.out)
+    _check_record(Path(args.out) / "sweep.json")
     start = time.perf_counter()
     result = run_sweep(
         config,
@@ -339,6 +342,7 @@ def _reproduce(args) -> int:
 
     from flatjax.reproduce import reproduce
 
+    _check_record(Path(args.out) / "reproduce.json")
     start = time.perf_counter()
     experiments = reproduce(
         "full" if args.full else "quick",

@@ -8,6 +8,7 @@ import hashlib
 import itertools
 import json
 import math
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -209,7 +210,8 @@ class SweepConfig:
         for table in data:
             if table not in ("sweep", "grid"):
                 raise ValueError(
-                    f"{where}: unknown table [{table}]{_did_you_mean(table, _TABLES)}; "
+                    f"{where}: unknown table [{table}]"
+                    f"{_did_you_mean(table, _TABLES, '[{}]')}; "
                     "expected [sweep] and [grid]"
                 )
             if not isinstance(data[table], dict):
@@ -306,10 +308,11 @@ def _toml_type_name(value) -> str:
     return names.get(type(value), type(value).__name__)
 
 
-def _did_you_mean(name: str, choices) -> str:
+def _did_you_mean(name: str, choices, form: str = "{!r}") -> str:
     """A hint naming the nearest of ``choices`` to ``name``, or an empty string."""
     close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=2)
-    return f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+    names = " or ".join(form.format(c) for c in close)
+    return f" (did you mean {names}?)" if close else ""
 
 
 def _as_tuple(value):
@@ -430,7 +433,13 @@ def validate(config: SweepConfig) -> None:
                     raise
                 # The problem's or optimizer's own message names its argument, which
                 # is the grid key: `LeastSquares(n=...)` must be >= 1, got 0.
-                raise _ConfigError("grid", str(err)) from None
+                named = re.search(r"\((\w+)=\.\.\.\)`", str(err))
+                key = (
+                    named.group(1)
+                    if named and named.group(1) in point | group
+                    else None
+                )
+                raise _ConfigError("grid", str(err), key) from None
 
 
 def static_groups(config: SweepConfig) -> list[dict[str, int]]:
