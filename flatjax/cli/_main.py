@@ -15,6 +15,10 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Exceptions that mean "the input was wrong", not "flatjax is broken": bad values
 #: and types (ValueError covers TOML, JSON and UTF-8 decoding errors) and files that
@@ -294,15 +298,16 @@ def _sweep(args) -> int:
         chunk_size=args.chunk_size,
         progress=_show_progress(args),
     )
-    runs = result.runs
+    runs = cast("pd.DataFrame", result.runs)  # SweepResult types it `object`
     metrics = [
         c for c in runs.columns if c.startswith(("population_risk_tau", "saer_tau"))
     ]
-    keys = [c for c in config.grid if runs[c].nunique() > 1] or ["group"]
-    summary = runs.groupby(keys)[metrics + ["nonfinite", "projection_acted"]].mean()
+    keys = [c for c in config.grid if len(set(runs[c])) > 1] or ["group"]
+    columns = metrics + ["nonfinite", "projection_acted"]
+    summary = cast("pd.DataFrame", runs.groupby(keys)[columns].mean())
     print(f"flatjax sweep: {len(runs)} runs of {config.problem} / {config.optimizer}")
     print("mean over seeds:")
-    print(summary.to_string(float_format=lambda x: f"{x:.6g}"))
+    print(summary.map(lambda x: f"{x:.6g}").to_string())
     elapsed = time.perf_counter() - start
     print(f"results in {args.out}/runs.parquet; {elapsed:.1f} s")
     print(_environment_line())
