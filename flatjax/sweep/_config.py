@@ -310,8 +310,9 @@ def _toml_type_name(value) -> str:
 
 def _did_you_mean(name: str, choices, form: str = "{!r}") -> str:
     """A hint naming the nearest of ``choices`` to ``name``, or an empty string."""
-    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=2)
-    names = " or ".join(form.format(c) for c in close)
+    by_lower = {str(c).lower(): str(c) for c in choices}  # case is a common slip
+    close = difflib.get_close_matches(str(name).lower(), list(by_lower), n=2)
+    names = " or ".join(form.format(by_lower[c]) for c in close)
     return f" (did you mean {names}?)" if close else ""
 
 
