@@ -288,6 +288,7 @@ def _sweep(args) -> int:
 
     if args.distributed:
         jax.distributed.initialize()
+    _check_out(args.out)
     config = SweepConfig.from_toml(args.config)
     _check_record(Path(args.out) / "sweep.json")
     start = time.perf_counter()
@@ -347,13 +348,14 @@ def _reproduce(args) -> int:
 
     from flatjax.reproduce import reproduce
 
+    _check_out(args.out)
     _check_record(Path(args.out) / "reproduce.json")
     start = time.perf_counter()
     experiments = reproduce(
         "full" if args.full else "quick",
         seeds=args.seeds,
         out=args.out,
-        only=args.only,
+        only=None if args.only is None else list(dict.fromkeys(args.only)),
         progress=_show_progress(args),
     )
     checks = [c for e in experiments for c in e.checks]
@@ -472,6 +474,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version(args) -> int:
+    print(_environment_line())
+    return 0
+
+
+def _check_out(out: str) -> None:
+    if not out.strip():
+        raise UsageError("--out must name a folder, got an empty string")
+
+
 def _one_line(err: BaseException) -> str:
     text = " ".join(str(err).split())
     return text or type(err).__name__
@@ -490,17 +502,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # --help, or a usage error already reported
         return exit_.code if isinstance(exit_.code, int) else 2
     if args.version:
-        _configure_jax()
-        print(_environment_line())
-        return 0
-    if args.command is None:
+        args.command, args.run = None, _version
+    elif args.command is None:
         print(
             "flatjax: error: choose a command: problems, sweep or reproduce "
             "(see `flatjax --help`)",
             file=sys.stderr,
         )
         return 2
-    prog = f"flatjax {args.command}"
+    prog = "flatjax" if args.command is None else f"flatjax {args.command}"
     try:
         _configure_jax()
         return args.run(args)

@@ -90,6 +90,8 @@ USAGE_CASES = [
     (["reproduce", "--seeds", "many"], "'many'"),
     (["reproduce", "--quick", "--full"], "--full"),
     (["reproduce", "--out"], "--out"),
+    (["sweep", "{cfg}", "--out", ""], "--out must name a folder"),
+    (["reproduce", "--out", " "], "--out must name a folder"),
     (["problems", "--seed", "-1"], "--seed"),
     (["problems", "--seed", "x"], "'x'"),
     (["problems", "--bogus"], "--bogus"),

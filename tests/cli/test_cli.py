@@ -88,3 +88,18 @@ def test_progress_bars_follow_the_terminal_unless_told(
         assert "stop here" in capsys.readouterr().err
     want = tty if expected is None else expected
     assert received == [want, want]
+
+
+def test_only_passes_each_experiment_once_in_the_order_given(monkeypatch, capsys):
+    received = []
+
+    def fake(*args, only, **kwargs):
+        received.append(only)
+        raise _Stop("stop here")
+
+    monkeypatch.setattr(flatjax.reproduce, "reproduce", fake)
+    assert main(["reproduce", "--only", "theorem6", "theorem1", "theorem6"]) == 2
+    assert received == [["theorem6", "theorem1"]]
+    assert main(["reproduce"]) == 2
+    assert received[-1] is None  # all experiments
+    capsys.readouterr()
