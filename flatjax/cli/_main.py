@@ -530,11 +530,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:  # noqa: BLE001 - a bug: say so in one line
         if args.debug:
             raise
-        if "RESOURCE_EXHAUSTED" in str(err):  # XLA out of memory: the size asked for
+        # Out of memory: the size asked for, not a bug (XLA's RESOURCE_EXHAUSTED on
+        # a device, MemoryError on the host).
+        where = "host" if isinstance(err, MemoryError) else "device"
+        if isinstance(err, MemoryError) or "RESOURCE_EXHAUSTED" in str(err):
             print(
-                f"{prog}: error: out of device memory ({_one_line(err)[:200]}); ask "
-                "for fewer runs at once (--memory-budget or --chunk-size) or smaller "
-                "sizes",
+                f"{prog}: error: out of {where} memory ({_one_line(err)[:200]}); ask "
+                "for fewer runs or seeds, fewer runs at once (--memory-budget or "
+                "--chunk-size), or smaller sizes",
                 file=sys.stderr,
             )
             return 2

@@ -295,6 +295,13 @@ def test_bad_values(table, key, value, location, culprit, tmp_path, capsys):
     assert_one_line_refusal(*result, repr(str(path)), location, culprit)
 
 
+def test_more_seeds_than_memory_holds(tmp_path, capsys):
+    path = tmp_path / "huge.toml"
+    path.write_text(toml_text(sweep={"seeds": str(2**63 - 1)}))
+    result = run_cli(["sweep", path, "--out", tmp_path / "out"], capsys)
+    assert_one_line_refusal(*result, "out of host memory", "fewer runs or seeds")
+
+
 def test_missing_grid_values(tmp_path, capsys):
     path = tmp_path / "bad.toml"
     path.write_text(toml_text(drop=("learning_rate",)))
