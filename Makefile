@@ -37,7 +37,7 @@ lint: $(STAMP)
 
 # Warnings are errors (--strict); nothing is fetched from the network at build time.
 docs: $(DOCS_STAMP)
-	$(BIN)/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache site
