@@ -189,6 +189,19 @@ def _check_raw_gradient(call, out, updates, raw):
     return eqx.error_if(out, bad, f"`{call}`" + _NOT_RAW_GRADIENT)
 
 
+def _refuse_masked_nodes(call: str, params) -> None:
+    """Refuse the partial tree ``optax.masked`` passes: ``grad_fn`` cannot take it."""
+    nodes = jax.tree_util.tree_leaves(
+        params, is_leaf=lambda x: isinstance(x, optax.MaskedNode)
+    )
+    if any(isinstance(node, optax.MaskedNode) for node in nodes):
+        raise TypeError(
+            f"`{call}` is inside `optax.masked` (or `optax.multi_transform`), which "
+            "passes it a partial parameter tree that `grad_fn` cannot evaluate: use "
+            f"`{call}(..., mask=...)` to perturb a subset of the parameters instead"
+        )
+
+
 class _Config(NamedTuple):
     call: str
     radius: Any
@@ -252,6 +265,7 @@ def _sharpness_aware_gradient(
             f"`{config.call}(ascent='exact')` needs a maximizer: pass `maximizer=` to "
             "the factory or as an extra argument of update"
         )
+    _refuse_masked_nodes(config.call, params)
     check_float_tree(call, "params", params)
     check_gradient_output(call, "updates", updates, params)
     flags = _mask_flags(config.call, config.mask, params)
@@ -540,6 +554,9 @@ def sharpness_aware_wrapper(
         per_device_perturbation=per_device_perturbation,
         check_gradient=check_gradient,
     )
+    if isinstance(inner, optax.MultiSteps):
+        # Not a GradientTransformation itself; its update takes extra arguments.
+        inner = optax.GradientTransformationExtraArgs(inner.init, inner.update)
     if not isinstance(
         inner, optax.GradientTransformation | optax.GradientTransformationExtraArgs
     ):
