@@ -156,7 +156,7 @@ def compiled_memory(step, params, state, batch) -> dict[str, int]:
 def main(argv=None) -> dict[str, Any]:
     args = _common.parse_args(NAME, __doc__.splitlines()[0], argv)
     smoke = args.smoke
-    rounds = args.repeats or (2 if smoke else 15)
+    rounds = args.repeats or (2 if smoke else 30)
     steps_per_round = 3 if smoke else 20
     params0, loss, batch, sizes = make_problem(smoke)
     methods = make_steps(loss)
