@@ -236,6 +236,11 @@ def _check_config(call, radius, ascent, mask, maximizer, adaptive_eta, **rest):
             "maximizer works on the whole ball); use another ascent or give the "
             "maximizer a restricted ball"
         )
+    if rest["per_device_perturbation"] and rest["axis_name"] is None:
+        raise ValueError(
+            f"`{call}(per_device_perturbation=True)` needs `axis_name=` (the batch "
+            "axis of the shard_map or vmap the step runs under)"
+        )
     return _Config(
         call=call,
         radius=_check_radius(call, radius),
@@ -412,7 +417,8 @@ def sharpness_aware(
     Raises:
         ValueError: for an unknown ``ascent``, a negative or non-finite concrete
             ``radius``, a missing ``grad_fn`` or ``params``, a missing maximizer, a
-            mask with ``ascent="exact"``, or a ``grad_fn`` output or ``updates``
+            mask with ``ascent="exact"``, ``per_device_perturbation`` without
+            ``axis_name``, or a ``grad_fn`` output or ``updates``
             not shaped like ``params``.
         TypeError: for parameters or gradients that are not floating arrays (an
             integer leaf, a whole ``equinox`` module: use ``eqx.partition``), a
@@ -532,7 +538,8 @@ def sharpness_aware_wrapper(
     Raises:
         ValueError: for an unknown ``ascent``, a negative or non-finite concrete
             ``radius``, a missing ``grad_fn`` or ``params``, a missing maximizer, a
-            mask with ``ascent="exact"``, or a ``grad_fn`` output or ``updates``
+            mask with ``ascent="exact"``, ``per_device_perturbation`` without
+            ``axis_name``, or a ``grad_fn`` output or ``updates``
             not shaped like ``params``.
         TypeError: for parameters or gradients that are not floating arrays (an
             integer leaf, a whole ``equinox`` module: use ``eqx.partition``), a

@@ -612,6 +612,11 @@ def test_updates_of_another_structure_or_a_pair_are_named():
         )
 
 
+def test_per_device_perturbation_without_an_axis_is_refused():
+    with pytest.raises(ValueError, match=r"per_device_perturbation=True\)` needs"):
+        sharpness_aware_wrapper(optax.sgd(0.1), 0.05, per_device_perturbation=True)
+
+
 def test_inner_that_is_not_a_transformation_is_named():
     with pytest.raises(TypeError, match=r"inner=...\)` must be an optax"):
         sharpness_aware_wrapper(optax.adam, 0.05)
