@@ -23,6 +23,7 @@ from .optim import (
     saer,
     sam,
     sharpness_aware,
+    sharpness_aware_wrapper,
 )
 from .problems import (
     ClassicERM,
@@ -69,5 +70,6 @@ __all__ = [
     "saer",
     "sam",
     "sharpness_aware",
+    "sharpness_aware_wrapper",
     "sweep",
 ]

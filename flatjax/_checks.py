@@ -176,3 +176,85 @@ def check_examples(call: str, name: str, examples: PyTree) -> int:
     if n < 1:
         raise ValueError(f"`{call}({name}=...)` must hold at least 1 example, got {n}")
     return n
+
+
+_PARTITION_HINT = (
+    "pass only the floating arrays, e.g. `params, static = eqx.partition(model, "
+    "eqx.is_inexact_array)` (rebuild the model with `eqx.combine(params, static)` "
+    "inside the loss), or `eqx.filter(model, eqx.is_inexact_array)`"
+)
+
+
+def check_float_tree(call: str, name: str, tree: PyTree) -> None:
+    """Raise unless every leaf of ``tree`` is an array of a floating dtype.
+
+    Meant for parameter and gradient pytrees that an optimizer perturbs: a whole
+    ``equinox`` module (whose leaves include functions and Python numbers) or an
+    integer leaf would otherwise fail deep inside JAX, or be perturbed by rounding.
+
+    Raises:
+        TypeError: naming ``call``, the argument ``name``, the leaf's path and what
+            it is, with the ``eqx.partition`` / ``eqx.filter`` remedy.
+    """
+    leaves = jax.tree_util.tree_leaves_with_path(tree)
+    if not leaves:
+        raise TypeError(f"`{call}({name}=...)` has no array leaves, got {tree!r}")
+    for path, leaf in leaves:
+        where = jax.tree_util.keystr(path) or "(root)"
+        if not isinstance(leaf, jax.Array | np.ndarray):
+            raise TypeError(
+                f"`{call}({name}=...)` must be a pytree of floating arrays, but the "
+                f"leaf {where} is a {type(leaf).__name__} ({leaf!r:.60}); "
+                + _PARTITION_HINT
+            )
+        if not jnp.issubdtype(leaf.dtype, jnp.floating):
+            raise TypeError(
+                f"`{call}({name}=...)` must be a pytree of floating arrays, but the "
+                f"leaf {where} has dtype {leaf.dtype}; keep integer and boolean "
+                "state out of the optimized parameters: " + _PARTITION_HINT
+            )
+
+
+def check_gradient_output(
+    call: str, name: str, gradient: PyTree, params: PyTree
+) -> None:
+    """Raise unless ``gradient`` (the argument ``name``) is shaped like ``params``.
+
+    For a gradient passed to an optimizer (``name="updates"``) or returned by its
+    ``grad_fn`` (``name="grad_fn"``).
+
+    Raises:
+        TypeError: when ``gradient`` is a ``(value, gradient)`` pair (a
+            ``jax.value_and_grad`` used where ``jax.grad`` is needed), or has a leaf
+            that is not a floating array.
+        ValueError: when the structure or the leaf shapes differ from ``params``.
+    """
+    structure = jax.tree_util.tree_structure(gradient)
+    expected = jax.tree_util.tree_structure(params)
+    if structure != expected:
+        if (
+            isinstance(gradient, tuple)
+            and len(gradient) == 2
+            and jax.tree_util.tree_structure(gradient[1]) == expected
+        ):
+            raise TypeError(
+                f"`{call}({name}=...)` is a (value, gradient) pair: "
+                + (
+                    "pass a function of the parameters that returns the gradient "
+                    "only, e.g. `jax.grad(loss)` or `lambda p: value_and_grad(p)[1]`"
+                    if name == "grad_fn"
+                    else "pass the gradient only, e.g. `value_and_grad(p)[1]`"
+                )
+            )
+        raise ValueError(
+            f"`{call}({name}=...)` must have the pytree structure of `params`, got "
+            f"{structure}, expected {expected}"
+        )
+    check_float_tree(call, name, gradient)
+    shapes = [jnp.shape(leaf) for leaf in jax.tree_util.tree_leaves(gradient)]
+    expected_shapes = [jnp.shape(leaf) for leaf in jax.tree_util.tree_leaves(params)]
+    if shapes != expected_shapes:
+        raise ValueError(
+            f"`{call}({name}=...)` must have leaves shaped like `params`, got "
+            f"{shapes}, expected {expected_shapes}"
+        )

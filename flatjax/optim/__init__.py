@@ -16,11 +16,13 @@ from ._sa_erm import SAERMResult, sa_erm
 from ._transforms import (
     ProjectionState,
     SharpnessAwareState,
+    SharpnessAwareWrapperState,
     gd,
     project_onto_ball,
     sa_gd,
     sam,
     sharpness_aware,
+    sharpness_aware_wrapper,
 )
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "SAERMResult",
     "SAERResult",
     "SharpnessAwareState",
+    "SharpnessAwareWrapperState",
     "gd",
     "maximize_quadratic_on_ball",
     "project_onto_ball",
@@ -40,5 +43,6 @@ __all__ = [
     "saer",
     "sam",
     "sharpness_aware",
+    "sharpness_aware_wrapper",
     "tree_norm",
 ]

@@ -115,3 +115,27 @@ def test_bench_roofline_smoke(tmp_path):
                 expected / payload["limit_bytes_per_s"]
             )
     assert any("SA-GD" in t["target"] for t in payload["targets"])
+
+
+def test_bench_sam_mlp_smoke(tmp_path):
+    payload = run_smoke("bench_sam_mlp", tmp_path)
+    assert payload["benchmark"] == "bench_sam_mlp" and payload["smoke"] is True
+    env = payload["environment"]
+    assert env["dtype"] == "float32" and env["versions"]["equinox"]
+    methods = {row["method"]: row for row in payload["results"]}
+    assert set(methods) == {
+        "adam",
+        "flatjax_sam",
+        "flatjax_sam_unchecked",
+        "optax_contrib_sam",
+    }
+    for row in methods.values():
+        assert positive(row["steps_per_s"]) and positive(row["ratio_to_adam"]), row
+        assert positive(row["compiled_memory"]["total_bytes"]), row
+        assert len(row["step_times_s"]) == payload["rounds"]
+        assert math.isfinite(row["final_loss"])
+    assert methods["adam"]["ratio_to_adam"] == 1.0
+    # The same SAM in both libraries: float32 rounding only after a few steps.
+    assert payload["flatjax_vs_contrib_max_abs_param_diff"] < 1e-5
+    names = [t["target"] for t in payload["targets"]]
+    assert any(n.startswith("flatjax_sam step") for n in names)

@@ -28,6 +28,7 @@ NOTEBOOKS = [
     "04_upper_bounds_and_stability.ipynb",
     "05_measures_on_the_hard_instances.ipynb",
     "06_sam_in_an_optax_pipeline.ipynb",
+    "07_sam_in_a_training_loop.ipynb",
 ]
 #: Per-cell limit. Each notebook takes well under a minute in total on two shared
 #: CPU cores; a cell that takes five is stuck, not slow.

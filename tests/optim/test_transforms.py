@@ -10,11 +10,13 @@ import pytest
 
 from flatjax.optim import (
     QuadraticMaximizer,
+    SharpnessAwareWrapperState,
     gd,
     project_onto_ball,
     sa_gd,
     sam,
     sharpness_aware,
+    sharpness_aware_wrapper,
 )
 
 D = 4
@@ -35,6 +37,8 @@ FACTORIES = {
     "usam": lambda lr, r: sam(lr, r, ascent="unnormalized"),
     "asam": lambda lr, r: sam(lr, r, ascent="adaptive"),
     "sa_gd": lambda lr, r: sa_gd(lr, r, QuadraticMaximizer(HESSIAN, LINEAR)),
+    "sam_wrapper": lambda lr, r: sharpness_aware_wrapper(optax.sgd(lr), r),
+    "sam_schedule": lambda lr, r: sam(lr, optax.constant_schedule(r)),
 }
 
 
@@ -46,6 +50,8 @@ LINKS = {
     "sa_gd": lambda r: sharpness_aware(
         r, "exact", maximizer=QuadraticMaximizer(HESSIAN, LINEAR)
     ),
+    "sam_wrapper": lambda r: sharpness_aware_wrapper(optax.identity(), r),
+    "sam_schedule": lambda r: sharpness_aware(optax.constant_schedule(r)),
 }
 
 
@@ -146,7 +152,9 @@ def test_dtype_is_kept(name, dtype):
     w = start(dtype=dtype)
     out, state = run_steps(FACTORIES[name](0.1, 0.05), w, steps=2)
     assert out.dtype == dtype
-    assert state[0].count.dtype == jnp.int32
+    # The wrapper's own state, or the chain-head link's (first in the chain).
+    sa_state = state if isinstance(state, SharpnessAwareWrapperState) else state[0]
+    assert sa_state.count.dtype == jnp.int32
 
 
 @pytest.mark.parametrize("name", sorted(FACTORIES))
