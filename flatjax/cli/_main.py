@@ -168,10 +168,15 @@ def _print_problems(seed: int) -> int:
 def _sweep(args) -> int:
     import jax
 
-    from flatjax.sweep import SweepConfig, run_sweep
+    from flatjax.sweep import SweepConfig, initialize_distributed, run_sweep
 
-    if args.distributed:
-        jax.distributed.initialize()
+    distributed = (args.coordinator, args.num_processes, args.process_id)
+    if args.distributed or any(x is not None for x in distributed):
+        try:
+            initialize_distributed(*distributed)
+        except (ValueError, TypeError, RuntimeError) as err:
+            print(f"flatjax sweep: --distributed: {err}", file=sys.stderr)
+            return 2
     chunk = args.chunk_size
     if chunk is not None and chunk != "all":
         try:
@@ -202,7 +207,11 @@ def _sweep(args) -> int:
     print("mean over seeds:")
     print(summary.to_string(float_format=lambda x: f"{x:.6g}"))
     elapsed = time.perf_counter() - start
-    print(f"results in {args.out}/runs.parquet; {elapsed:.1f} s on {jax.devices()[0]}")
+    print(
+        f"results in {args.out}/runs.parquet; {elapsed:.1f} s on "
+        f"{jax.device_count()} device(s) ({jax.devices()[0].platform}) in "
+        f"{jax.process_count()} process(es)"
+    )
     return 0
 
 
@@ -259,8 +268,12 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument(
         "--distributed",
         action="store_true",
-        help="call jax.distributed.initialize() first (multi-host runs)",
+        help="join a multi-process JAX job (jax.distributed); without the three "
+        "flags below, JAX's environment variables or cluster manager define it",
     )
+    sweep.add_argument("--coordinator", default=None, help="HOST:PORT of process 0")
+    sweep.add_argument("--num-processes", type=int, default=None, help="job size")
+    sweep.add_argument("--process-id", type=int, default=None, help="this process")
     repro = commands.add_parser(
         "reproduce", help="run every theorem's experiment and write a report"
     )

@@ -389,8 +389,13 @@ def run_sweep(
     store = None
     if local_error is None and out is not None and writer:
         try:
+            # float32 and float64 results are never mixed in one folder.
+            precision = "" if jax.config.jax_enable_x64 else "-float32"
             store = Store(
-                out, config.fingerprint(), config.to_dict(), "curves" in config.record
+                out,
+                config.fingerprint() + precision,
+                config.to_dict(),
+                "curves" in config.record,
             )
         except ValueError as err:
             local_error = str(err)

@@ -124,7 +124,7 @@ class Store:
             raise ValueError(f"{where} is not writable: {err}") from None
         if not os.access(out, os.W_OK | os.X_OK):
             raise ValueError(f"{where} is not writable")
-        for name in ("chunks", "sweep.lock", "sweep.lock.holder"):
+        for name in sorted(_OWN_NAMES):
             if (out / name).is_symlink():
                 raise ValueError(
                     f"{where}: {name!r} is a symlink; a sweep writes only real "
