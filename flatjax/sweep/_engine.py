@@ -609,7 +609,7 @@ def _preflight(config, groups, point_names, total, device_count) -> _Plan:
     point = {n: jax.ShapeDtypeStruct((), dtype) for n in point_names}
     record, curves = jax.eval_shape(
         _one_run(config, groups[0]),
-        jax.random.key(0),
+        jax.eval_shape(lambda: jax.random.key(0)),
         jax.ShapeDtypeStruct((), np.int32),
         point,
     )
