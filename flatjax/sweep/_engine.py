@@ -338,9 +338,6 @@ def run_sweep(
             block of runs, a folder that holds another sweep or is in use; all
             before compute.
     """
-    import pandas as pd
-    from tqdm.auto import tqdm
-
     started = time.perf_counter()
     devices = list(devices) if devices is not None else jax.devices()
     mesh = Mesh(np.array(devices), ("runs",))
@@ -382,10 +379,14 @@ def run_sweep(
     point_names = sorted(points[0]) if points else []
     point_table = {n: np.array([p[n] for p in points], np.float64) for n in point_names}
     total = len(points) * config.seeds
-    plan = _preflight(config, groups, point_names, total, len(devices))
-    local_error = _fits(
-        plan, budget, memory_budget, chunk_size, devices, out, writer, config.block_size
-    )
+    fits = (budget, memory_budget, chunk_size, devices, out, writer, config.block_size)
+    # Hopeless sizes are refused from the configuration alone, at once; the
+    # others are sized exactly from the traced shapes of one run.
+    local_error = _fits(_lower_bound(config, groups, point_names, total), *fits)
+    plan = None
+    if local_error is None:
+        plan = _preflight(config, groups, point_names, total)
+        local_error = _fits(plan, *fits)
     store = None
     if local_error is None and out is not None and writer:
         try:
@@ -400,6 +401,10 @@ def run_sweep(
         except ValueError as err:
             local_error = str(err)
     raise_if_any(local_error)
+    # Imported after the pre-flight, which must answer in well under a second.
+    import pandas as pd
+    from tqdm.auto import tqdm
+
     try:
         return _execute(
             config, groups, point_table, total, plan, store, out, devices, mesh,
@@ -589,11 +594,11 @@ def _leaf_bytes(tree) -> int:
     return sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(tree))
 
 
-def _preflight(config, groups, point_names, total, device_count) -> _Plan:
-    """Sizes of the tables and of a run on the device, from shapes only.
+def _lower_bound(config, groups, point_names, total) -> _Plan:
+    """A plan that underestimates every size, from the configuration alone.
 
-    ``jax.eval_shape`` of one run (tracing, no compilation) gives the recorded
-    outputs; a run's inputs are its index and hyperparameters.
+    It needs no tracing, so the sizes that are hopeless are refused at once; the
+    exact plan (``_preflight``) follows for the rest.
 
     Raises:
         ValueError: more runs per group than a 32-bit run index can address.
@@ -605,6 +610,29 @@ def _preflight(config, groups, point_names, total, device_count) -> _Plan:
             "range of a run index (32 bits, folded into the run's key); split the "
             "sweep, e.g. over `seed`"
         )
+    spec = PROBLEMS[config.problem]
+    # At least one metric per suffix start and one final metric; three flags.
+    records = 3 + len(_suffix_starts(config, min(g["steps"] for g in groups)))
+    records = records + 1 if "final" in config.record else records
+    columns = 4 + len(spec.static) + 1 + len(point_names) + records
+    lengths = [-(-group["steps"] // config.curve_every) for group in groups]
+    return _Plan(
+        runs_per_group=total,
+        groups=len(groups),
+        runs_table_bytes=8 * columns * total * len(groups),
+        curves_table_bytes=(
+            8 * 4 * total * sum(lengths) if "curves" in config.record else 0
+        ),
+        device_bytes_per_run=4 + 4 * len(point_names) + 8,
+    )
+
+
+def _preflight(config, groups, point_names, total) -> _Plan:
+    """Sizes of the tables and of a run on the device, from shapes only.
+
+    ``jax.eval_shape`` of one run (tracing, no compilation) gives the recorded
+    outputs; a run's inputs are its index and hyperparameters.
+    """
     dtype = jax.dtypes.canonicalize_dtype(np.float64)
     point = {n: jax.ShapeDtypeStruct((), dtype) for n in point_names}
     record, curves = jax.eval_shape(
@@ -646,7 +674,7 @@ def _fits(plan, budget, memory_budget, chunk_size, devices, out, writer, block_s
     ram = _host_memory()
     if 2 * table > ram:
         return (
-            f"`run_sweep`: the result tables of {runs:,} runs need about "
+            f"`run_sweep`: the result tables of {runs:,} runs need at least "
             f"{_gib(table)} of memory (runs {_gib(plan.runs_table_bytes)}, curves "
             f"{_gib(plan.curves_table_bytes)}) and as much again to assemble, more "
             f"than this host's {_gib(ram)}; record less (no curves, a larger "
@@ -659,7 +687,7 @@ def _fits(plan, budget, memory_budget, chunk_size, devices, out, writer, block_s
         free = shutil.disk_usage(existing).free
         if 2 * table > free:
             return (
-                f"`run_sweep(out=...)`: the sweep writes about {_gib(2 * table)} "
+                f"`run_sweep(out=...)`: the sweep writes at least {_gib(2 * table)} "
                 f"(its chunks and the final tables of {runs:,} runs) but "
                 f"{str(out)!r} has {_gib(free)} free"
             )

@@ -6,6 +6,7 @@ is killed (its whole session) when a test ends, so nothing can hang CI.
 """
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from flatjax.cli import main
 from flatjax.sweep import SweepConfig, run_sweep
 
 REPO = Path(__file__).resolve().parents[2]
@@ -160,3 +162,24 @@ def test_a_killed_process_is_resumed_without_recomputing(
     pd.testing.assert_frame_equal(
         pd.read_parquet(out / "runs.parquet"), expected, check_exact=True
     )
+
+
+@pytest.mark.parametrize(
+    "flags, match",
+    [
+        (["--coordinator", "localhost"], r"coordinator_address=...\)` must be"),
+        (["--num-processes", "0"], r"num_processes=...\)` must be >= 1, got 0"),
+        (
+            ["--num-processes", "2", "--process-id", "2"],
+            r"process_id=...\)` must be < num_processes=2, got 2",
+        ),
+    ],
+)
+def test_bad_distributed_flags_are_refused_before_jax_starts(
+    single_process_table, tmp_path, capsys, flags, match
+):
+    config_path, _ = single_process_table
+    command = ["sweep", str(config_path), "--out", str(tmp_path / "out"), *flags]
+    assert main(command) == 2
+    assert re.search(match, capsys.readouterr().err)
+    assert not (tmp_path / "out").exists()
