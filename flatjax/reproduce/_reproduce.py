@@ -10,7 +10,8 @@ from pathlib import Path
 
 import jax
 
-from ._experiments import EXPERIMENTS, Experiment, Settings, run_experiment
+from ._registry import EXPERIMENTS, run_experiment
+from ._verdicts import Experiment, Settings
 
 #: Default seeds per mode (experiments on large instances use fewer; see the report).
 DEFAULT_SEEDS = {"quick": 1000, "full": 10000}

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import itertools
 import json
 import math
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -144,6 +146,14 @@ class SweepConfig:
     block_size: int = 16
 
     def __post_init__(self):
+        if not isinstance(self.grid, Mapping):
+            _fail("grid", f"must be a mapping of names to values, got {self.grid!r}")
+        for name, kind in (("record", str), ("suffix_starts", int)):
+            value = getattr(self, name)
+            if value is None and name == "suffix_starts":
+                continue
+            if isinstance(value, str | bytes) or not isinstance(value, list | tuple):
+                _fail(name, f"must be a list of {kind.__name__}s, got {value!r}")
         object.__setattr__(
             self, "grid", {k: tuple(_as_tuple(v)) for k, v in dict(self.grid).items()}
         )
@@ -167,40 +177,143 @@ class SweepConfig:
     def from_toml(cls, path: str | Path) -> SweepConfig:
         """Read a configuration from a TOML file (``[sweep]`` and ``[grid]`` tables).
 
+        The schema is strict: ``[sweep]`` holds the keys of this class (booleans as
+        TOML booleans, integers as TOML integers, lists as arrays); ``[grid]`` maps
+        each hyperparameter to a number or an array of numbers (integers where the
+        value is a size, such as ``n`` or ``T``; a float accepts an integer).
+
         Raises:
-            ValueError: for a file that does not parse, an unknown key, or a bad value.
+            ValueError: for a file that cannot be read or is not UTF-8 TOML, an
+                unknown table or key (with the nearest valid name), a value of the
+                wrong type, or a bad value; the message names the file, the table
+                and the key.
         """
         path = Path(path)
+        where = f"sweep config {str(path)!r}"
         try:
-            data = tomllib.loads(path.read_text())
+            text = path.read_bytes().decode("utf-8")
         except FileNotFoundError:
-            raise ValueError(f"sweep config {str(path)!r} does not exist") from None
-        except tomllib.TOMLDecodeError as err:
+            raise ValueError(f"{where} does not exist") from None
+        except IsADirectoryError:
+            raise ValueError(f"{where} is a folder, not a TOML file") from None
+        except OSError as err:
+            raise ValueError(f"{where} cannot be read: {err.strerror}") from None
+        except UnicodeDecodeError as err:
             raise ValueError(
-                f"sweep config {str(path)!r} is not valid TOML: {err}"
+                f"{where} is not UTF-8 text (byte {err.object[err.start]:#04x} at "
+                f"offset {err.start})"
             ) from None
-        unknown_tables = set(data) - {"sweep", "grid"}
-        if unknown_tables:
-            raise ValueError(
-                f"sweep config {str(path)!r}: unknown table(s) "
-                f"{sorted(unknown_tables)}; "
-                "expected [sweep] and [grid]"
-            )
-        fields = {f.name for f in dataclasses.fields(cls)} - {"grid"}
-        section = dict(data.get("sweep", {}))
-        unknown = set(section) - fields
-        if unknown:
-            raise ValueError(
-                f"sweep config {str(path)!r}: unknown key(s) {sorted(unknown)} "
-                "in [sweep]; "
-                f"valid keys are {sorted(fields)}"
-            )
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as err:
+            raise ValueError(f"{where} is not valid TOML: {err}") from None
+        for table in data:
+            if table not in ("sweep", "grid"):
+                raise ValueError(
+                    f"{where}: unknown table [{table}]"
+                    f"{_did_you_mean(table, _TABLES, '[{}]')}; "
+                    "expected [sweep] and [grid]"
+                )
+            if not isinstance(data[table], dict):
+                raise ValueError(
+                    f"{where}: `{table}` must be a table [{table}], got {data[table]!r}"
+                )
+        section = data.get("sweep", {})
+        grid = data.get("grid", {})
+        for key, value in section.items():
+            if key not in _SWEEP_SCHEMA:
+                hint = (
+                    " (the grid is its own [grid] table)"
+                    if key == "grid"
+                    else _did_you_mean(key, _SWEEP_SCHEMA)
+                )
+                raise ValueError(
+                    f"{where}, [sweep]: unknown key {key!r}{hint}; valid keys are "
+                    f"{sorted(_SWEEP_SCHEMA)}"
+                )
+            problem = _toml_type_error(value, _SWEEP_SCHEMA[key])
+            if problem:
+                raise ValueError(f"{where}, [sweep] {key}: {problem}")
         for required in ("problem", "optimizer", "seeds"):
             if required not in section:
+                raise ValueError(f"{where}, [sweep]: missing required key {required!r}")
+        for key, value in grid.items():
+            values = value if isinstance(value, list) else [value]
+            bad = [v for v in values if isinstance(v, bool) or not _is_number(v)]
+            if bad or isinstance(value, dict):
                 raise ValueError(
-                    f"sweep config {str(path)!r}: [sweep] needs `{required}`"
+                    f"{where}, [grid] {key}: must be a number or an array of numbers, "
+                    f"got {value!r}"
                 )
-        return cls(grid=data.get("grid", {}), **section)
+        try:
+            return cls(grid=grid, **section)
+        except _ConfigError as err:
+            table = "grid" if err.field == "grid" else "sweep"
+            key = err.key or ("" if table == "grid" else err.field)
+            location = f"[{table}] {key}" if key else f"[{table}]"
+            raise ValueError(f"{where}, {location}: {err.detail}") from None
+
+
+_TABLES = ("sweep", "grid")
+
+#: [sweep] keys and their TOML types: "str", "int", "bool", "[int]", "[str]".
+_SWEEP_SCHEMA = {
+    "problem": "str",
+    "optimizer": "str",
+    "seeds": "int",
+    "seed": "int",
+    "steps": "int",
+    "maximizer": "str",
+    "conditioned": "bool",
+    "suffix_starts": "[int]",
+    "record": "[str]",
+    "curve_every": "int",
+    "population": "bool",
+    "block_size": "int",
+}
+
+_TYPE_NAMES = {
+    "str": "a string",
+    "int": "an integer",
+    "bool": "a boolean (true or false)",
+    "[int]": "an array of integers",
+    "[str]": "an array of strings",
+}
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _matches(value, kind: str) -> bool:
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "str":
+        return isinstance(value, str)
+    return isinstance(value, list) and all(_matches(v, kind[1:-1]) for v in value)
+
+
+def _toml_type_error(value, kind: str) -> str | None:
+    """Why a TOML value is not of ``kind``, or None when it is."""
+    if _matches(value, kind):
+        return None
+    return f"must be {_TYPE_NAMES[kind]}, got {value!r} ({_toml_type_name(value)})"
+
+
+def _toml_type_name(value) -> str:
+    names = {bool: "boolean", int: "integer", float: "float", str: "string"}
+    names.update({list: "array", dict: "table"})
+    return names.get(type(value), type(value).__name__)
+
+
+def _did_you_mean(name: str, choices, form: str = "{!r}") -> str:
+    """A hint naming the nearest of ``choices`` to ``name``, or an empty string."""
+    by_lower = {str(c).lower(): str(c) for c in choices}  # case is a common slip
+    close = difflib.get_close_matches(str(name).lower(), list(by_lower), n=2)
+    names = " or ".join(form.format(by_lower[c]) for c in close)
+    return f" (did you mean {names}?)" if close else ""
 
 
 def _as_tuple(value):
@@ -209,34 +322,68 @@ def _as_tuple(value):
     return (value,)
 
 
-def _fail(name: str, message: str):
-    raise ValueError(f"`SweepConfig({name}=...)` {message}")
+class _ConfigError(ValueError):
+    """A bad configuration value; ``field`` and ``key`` say where (for TOML files)."""
+
+    def __init__(self, field: str, detail: str, key: str | None = None):
+        separator = ": " if detail.startswith("`") else " "
+        super().__init__(f"`SweepConfig({field}=...)`{separator}{detail}")
+        self.field, self.detail, self.key = field, detail, key
+
+
+def _fail(name: str, message: str, key: str | None = None):
+    raise _ConfigError(name, message, key)
+
+
+def _check_int_field(config: SweepConfig, name: str, minimum: int) -> None:
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        _fail(name, f"must be an int >= {minimum}, got {value!r}")
 
 
 def validate(config: SweepConfig) -> None:
-    """Check a configuration completely, before any compute starts."""
+    """Check a configuration completely, before any compute starts.
+
+    Raises:
+        ValueError: for a bad name, type or value of any field (wrong types
+            included, so that one exception class covers every bad configuration);
+            the message names the field, e.g. ``SweepConfig(seeds=...)``, and the
+            value received.
+    """
+    for name in ("problem", "optimizer"):
+        if not isinstance(getattr(config, name), str):
+            _fail(name, f"must be a string, got {getattr(config, name)!r}")
     if config.problem not in PROBLEMS:
-        _fail("problem", f"must be one of {sorted(PROBLEMS)}, got {config.problem!r}")
+        _fail(
+            "problem",
+            f"must be one of {sorted(PROBLEMS)}, got {config.problem!r}"
+            + _did_you_mean(config.problem, PROBLEMS),
+        )
     if config.optimizer not in OPTIMIZERS:
         _fail(
             "optimizer",
-            f"must be one of {sorted(OPTIMIZERS)}, got {config.optimizer!r}",
+            f"must be one of {sorted(OPTIMIZERS)}, got {config.optimizer!r}"
+            + _did_you_mean(config.optimizer, OPTIMIZERS),
         )
-    if (
-        isinstance(config.seeds, bool)
-        or not isinstance(config.seeds, int)
-        or config.seeds < 1
-    ):
-        _fail("seeds", f"must be an int >= 1, got {config.seeds!r}")
-    if not isinstance(config.block_size, int) or config.block_size < 1:
-        _fail("block_size", f"must be an int >= 1, got {config.block_size!r}")
-    if not isinstance(config.curve_every, int) or config.curve_every < 1:
-        _fail("curve_every", f"must be an int >= 1, got {config.curve_every!r}")
-    bad_records = set(config.record) - set(_RECORDS)
+    _check_int_field(config, "seeds", 1)
+    _check_int_field(config, "seed", 0)
+    _check_int_field(config, "block_size", 1)
+    _check_int_field(config, "curve_every", 1)
+    if config.steps is not None:
+        _check_int_field(config, "steps", 1)
+    for name in ("conditioned", "population"):
+        if not isinstance(getattr(config, name), bool):
+            _fail(name, f"must be a bool, got {getattr(config, name)!r}")
+    if config.maximizer is not None and not isinstance(config.maximizer, str):
+        _fail("maximizer", f"must be a string or None, got {config.maximizer!r}")
+    bad_records = [r for r in config.record if r not in _RECORDS]
     if bad_records or not config.record:
         _fail(
             "record", f"must be a non-empty subset of {_RECORDS}, got {config.record}"
         )
+    for name in config.grid:
+        if not isinstance(name, str):
+            _fail("grid", f"keys must be strings, got {name!r}")
     spec = PROBLEMS[config.problem]
     _, optimizer_args = OPTIMIZERS[config.optimizer]
     known = set(spec.static) | set(spec.traced) | set(optimizer_args) | {"steps"}
@@ -244,11 +391,13 @@ def validate(config: SweepConfig) -> None:
         if name not in known:
             _fail(
                 "grid",
-                f"has unknown hyperparameter {name!r} for problem {config.problem!r} "
-                f"and optimizer {config.optimizer!r}; valid names are {sorted(known)}",
+                f"has unknown hyperparameter {name!r}{_did_you_mean(name, known)} for "
+                f"problem {config.problem!r} and optimizer {config.optimizer!r}; valid "
+                f"names are {sorted(known)}",
+                key=name,
             )
         if len(values) == 0:
-            _fail("grid", f"has an empty list of values for {name!r}")
+            _fail("grid", f"has an empty list of values for {name!r}", key=name)
     missing = [a for a in (*spec.static, *optimizer_args) if a not in config.grid]
     if config.problem == "SAMTrap":
         missing += [a for a in ("learning_rate", "radius") if a not in config.grid]
@@ -262,22 +411,36 @@ def validate(config: SweepConfig) -> None:
             _fail(
                 "maximizer",
                 f"must be one of {sorted(choices)} for {config.problem}, got "
-                f"{config.maximizer!r}",
+                f"{config.maximizer!r}" + _did_you_mean(config.maximizer, choices),
             )
     elif config.optimizer == "sa_gd":
         _fail("maximizer", "must name an exact maximizer for optimizer 'sa_gd'")
     for group in static_groups(config):
         steps = group["steps"]
         if config.suffix_starts is not None and any(
-            not isinstance(s, int) or s < 1 or s > steps for s in config.suffix_starts
+            isinstance(s, bool) or not isinstance(s, int) or not 1 <= s <= steps
+            for s in config.suffix_starts
         ):
             _fail(
                 "suffix_starts",
                 f"must be ints in [1, steps={steps}], got {config.suffix_starts}",
             )
         for point in traced_points(config):
-            build_problem(config, group, point)  # raises the problem's own ValueError
-            build_optimizer(config, point)
+            try:
+                build_problem(config, group, point)
+                build_optimizer(config, point)
+            except (TypeError, ValueError) as err:
+                if isinstance(err, _ConfigError):
+                    raise
+                # The problem's or optimizer's own message names its argument, which
+                # is the grid key: `LeastSquares(n=...)` must be >= 1, got 0.
+                named = re.search(r"\((\w+)=\.\.\.\)`", str(err))
+                key = (
+                    named.group(1)
+                    if named and named.group(1) in point | group
+                    else None
+                )
+                raise _ConfigError("grid", str(err), key) from None
 
 
 def static_groups(config: SweepConfig) -> list[dict[str, int]]:
@@ -289,7 +452,11 @@ def static_groups(config: SweepConfig) -> list[dict[str, int]]:
         group = dict(zip(names, values, strict=True))
         for name, value in group.items():
             if isinstance(value, bool) or not isinstance(value, int):
-                _fail("grid", f"value of static {name!r} must be an int, got {value!r}")
+                _fail(
+                    "grid",
+                    f"value of static {name!r} must be an int, got {value!r}",
+                    key=name,
+                )
         if "steps" not in group:
             group["steps"] = config.steps if config.steps is not None else group["T"]
         groups.append(group)
@@ -305,9 +472,11 @@ def traced_points(config: SweepConfig) -> list[dict[str, float]]:
         point = dict(zip(names, values, strict=True))
         for name, value in point.items():
             if isinstance(value, bool) or not isinstance(value, int | float):
-                _fail("grid", f"value of {name!r} must be a number, got {value!r}")
+                _fail(
+                    "grid", f"value of {name!r} must be a number, got {value!r}", name
+                )
             if not math.isfinite(value):
-                _fail("grid", f"value of {name!r} must be finite, got {value!r}")
+                _fail("grid", f"value of {name!r} must be finite, got {value!r}", name)
         points.append({k: float(v) for k, v in point.items()})
     return points
 

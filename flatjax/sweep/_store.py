@@ -117,7 +117,7 @@ class Store:
         self.curves = curves
         where = f"sweep output folder {str(out)!r}"
         if out.exists() and not out.is_dir():
-            raise ValueError(f"{where} is not a folder")
+            raise ValueError(f"{where} is not writable: it is not a folder")
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as err:
