@@ -151,6 +151,9 @@ class Store:
             ) from None
         except OSError as err:
             raise ValueError(f"{where} is not writable: {err}") from None
+        # The lock guards this folder only while it is this folder: deleted or
+        # replaced under a running sweep, another sweep could lock the new one.
+        self._identity = (out.stat().st_dev, out.stat().st_ino)
         try:
             # Holding the lock: any temporary file is a killed run's leftover.
             for leftover in [*out.glob(".*.tmp"), *self.chunks.glob(".*.tmp")]:
@@ -202,9 +205,14 @@ class Store:
             atomic_write(identity, json.dumps(payload, indent=2).encode())
 
     def close(self) -> None:
-        """Release the lock."""
-        (self.out / "sweep.lock.holder").unlink(missing_ok=True)
-        self._lock.release()
+        """Release the lock (and remove the holder's name if the folder is ours)."""
+        try:
+            self._check_still_ours()
+            (self.out / "sweep.lock.holder").unlink(missing_ok=True)
+        except (RuntimeError, AttributeError):
+            pass
+        finally:
+            self._lock.release()
 
     def __enter__(self):  # noqa: D105
         return self
@@ -242,8 +250,25 @@ class Store:
         pq.write_table(table.replace_schema_metadata(metadata), sink)
         return sink.getvalue().to_pybytes()
 
+    def _check_still_ours(self) -> None:
+        try:
+            stat = self.out.stat()
+            same = (stat.st_dev, stat.st_ino) == self._identity
+        except OSError:
+            same = False
+        if not same:
+            raise RuntimeError(
+                f"sweep output folder {str(self.out)!r} was deleted or replaced while "
+                "this sweep ran; nothing more is written to it"
+            )
+
     def write(self, group: int, start: int, stop: int, runs, curves) -> None:
-        """Persist one chunk (curves first; the runs chunk commits both)."""
+        """Persist one chunk (curves first; the runs chunk commits both).
+
+        Raises:
+            RuntimeError: the folder was deleted or replaced since it was locked.
+        """
+        self._check_still_ours()
         path = self.chunk_path(group, start, stop)
         slot = (group, start, stop)
         extra = {}
@@ -364,6 +389,7 @@ class Store:
 
     def write_final(self, runs, curves) -> None:
         """Write the checked final tables ``runs.parquet`` and ``curves.parquet``."""
+        self._check_still_ours()
         import pyarrow as pa
         import pyarrow.parquet as pq
 

@@ -240,3 +240,25 @@ def test_the_same_group_is_compiled_once_per_process(tmp_path):
     assert COMPILES == []
     pd.testing.assert_frame_equal(first, again, check_exact=True)
     assert not other_seed["final_iterate_norm"].equals(first["final_iterate_norm"])
+
+
+def test_a_folder_replaced_under_a_running_sweep_is_not_written(tmp_path, monkeypatch):
+    import shutil
+
+    import flatjax.sweep._store as store_module
+
+    out = tmp_path / "out"
+    original = store_module.Store.write
+    calls = []
+
+    def write_then_replace(self, *args):
+        original(self, *args)
+        calls.append(args[:3])
+        if len(calls) == 1:  # a user deletes and recreates the folder mid-sweep
+            shutil.rmtree(out)
+            out.mkdir()
+
+    monkeypatch.setattr(store_module.Store, "write", write_then_replace)
+    with pytest.raises(RuntimeError, match="was deleted or replaced"):
+        run_sweep(small_config(), out, chunk_size=16)
+    assert list(out.iterdir()) == []
