@@ -284,10 +284,11 @@ def _check_record(path: Path) -> None:
 def _sweep(args) -> int:
     import jax
 
-    from flatjax.sweep import SweepConfig, run_sweep
+    from flatjax.sweep import SweepConfig, initialize_distributed, run_sweep
 
-    if args.distributed:
-        jax.distributed.initialize()
+    distributed = (args.coordinator, args.num_processes, args.process_id)
+    if args.distributed or any(x is not None for x in distributed):
+        initialize_distributed(*distributed)
     _check_out(args.out)
     config = SweepConfig.from_toml(args.config)
     _check_record(Path(args.out) / "sweep.json")
@@ -310,7 +311,10 @@ def _sweep(args) -> int:
     print("mean over seeds:")
     print(summary.map(lambda x: f"{x:.6g}").to_string())
     elapsed = time.perf_counter() - start
-    print(f"results in {args.out}/runs.parquet; {elapsed:.1f} s")
+    print(
+        f"results in {args.out}/runs.parquet; {elapsed:.1f} s in "
+        f"{jax.process_count()} process(es)"
+    )
     print(_environment_line())
     return 0
 
@@ -334,8 +338,12 @@ def _add_sweep_parser(commands) -> None:
     sweep.add_argument(
         "--distributed",
         action="store_true",
-        help="call jax.distributed.initialize() first (multi-host runs)",
+        help="join a multi-process JAX job (jax.distributed); without the three "
+        "flags below, JAX's environment variables or cluster manager define it",
     )
+    sweep.add_argument("--coordinator", default=None, help="HOST:PORT of process 0")
+    sweep.add_argument("--num-processes", type=int, default=None, help="job size")
+    sweep.add_argument("--process-id", type=int, default=None, help="this process")
     _add_common(sweep)
     sweep.set_defaults(run=_sweep)
 

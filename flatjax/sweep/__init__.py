@@ -1,6 +1,7 @@
 """Sweeps over seeds, data and hyperparameters: vmapped, chunked, sharded, resumable."""
 
 from ._config import MAXIMIZERS, OPTIMIZERS, PROBLEMS, SweepConfig
+from ._distributed import initialize_distributed
 from ._engine import SweepResult, default_memory_budget, run_sweep, use_cpu_cores
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "SweepConfig",
     "SweepResult",
     "default_memory_budget",
+    "initialize_distributed",
     "run_sweep",
     "use_cpu_cores",
 ]

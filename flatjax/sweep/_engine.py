@@ -4,12 +4,14 @@ sharded over devices, persisted chunk by chunk, resumable.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
-import platform
+import shutil
 import sys
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
@@ -19,6 +21,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from .._environment import environment
 from ..problems._kernel import ALGORITHMS
 from ..runner import run, run_fused
 from ._config import (
@@ -30,8 +33,15 @@ from ._config import (
     static_groups,
     traced_points,
 )
+from ._distributed import agree_min, broadcast_bytes, broadcast_json, raise_if_any
+from ._store import Store, atomic_write, check_out
 
 _DEFAULT_BUDGET_FRACTION = 0.25
+#: A run index is folded into the run's key as 32 bits, and stored as int32.
+_RUN_INDEX_LIMIT = 2**31 - 1
+#: This process's compiled chunk programs, most recently used last.
+_COMPILED: OrderedDict = OrderedDict()
+_COMPILED_LIMIT = 64
 
 
 class SweepResult(NamedTuple):
@@ -83,30 +93,32 @@ def use_cpu_cores() -> str:
 
 
 def default_memory_budget(device=None) -> int:
-    """A quarter of the device memory (GPU: its limit; CPU: physical RAM), in bytes."""
+    """A quarter of the device memory (GPU: its limit; CPU: physical RAM), in bytes.
+
+    Args:
+        device: a device of this process (default: its first local device).
+
+    Raises:
+        ValueError: ``device`` belongs to another process of a distributed job
+            (its memory cannot be queried from here).
+    """
     device = device or jax.local_devices()[0]
+    if device.process_index != jax.process_index():
+        raise ValueError(
+            "`default_memory_budget(device=...)` must be a device of this process "
+            f"(process {jax.process_index()}), got {device} of process "
+            f"{device.process_index}"
+        )
     stats = device.memory_stats() if hasattr(device, "memory_stats") else None
     if stats and "bytes_limit" in stats:
         total = int(stats["bytes_limit"])
     else:
-        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        total = _host_memory()
     return int(total * _DEFAULT_BUDGET_FRACTION)
 
 
-def _versions() -> dict[str, str]:
-    import equinox
-    import optax
-
-    from .. import __version__
-
-    return {
-        "flatjax": __version__,
-        "jax": jax.__version__,
-        "optax": optax.__version__,
-        "equinox": equinox.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
+def _host_memory() -> int:
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 def _suffix_starts(config: SweepConfig, steps: int) -> tuple[int, ...]:
@@ -114,12 +126,12 @@ def _suffix_starts(config: SweepConfig, steps: int) -> tuple[int, ...]:
     return tuple(sorted({1, *starts}))
 
 
-def _one_run(config: SweepConfig, group: Mapping, group_key):
-    """The traced function of one run: (run index, hyperparameters) -> records."""
+def _one_run(config: SweepConfig, group: Mapping):
+    """The traced function of one run: (group key, run index, point) -> records."""
     steps = group["steps"]
     starts = _suffix_starts(config, steps)
 
-    def one(run_index, point):
+    def one(group_key, run_index, point):
         key = jax.random.fold_in(group_key, run_index)
         sample_key, population_key = jax.random.split(key)
         problem = build_problem(config, group, point)
@@ -194,13 +206,17 @@ def _chunk_program(one, block_size: int, mesh: Mesh):
     the batch width, which is why the width is fixed).
     """
 
-    def block(inputs):
-        indices, point = inputs
-        if block_size == 1:
-            return jax.lax.map(lambda args: one(*args), (indices, point))
-        return jax.vmap(one)(indices, point)
+    def local(key_data, indices, point):
+        # The group key is an argument, not a constant, so that one compiled
+        # program serves every sweep seed (and every run_sweep call).
+        group_key = jax.random.wrap_key_data(key_data)
 
-    def local(indices, point):
+        def block(inputs):
+            indices, point = inputs
+            if block_size == 1:
+                return jax.lax.map(lambda args: one(group_key, *args), (indices, point))
+            return jax.vmap(lambda i, p: one(group_key, i, p))(indices, point)
+
         count = indices.shape[0] // block_size
         shaped = jax.tree_util.tree_map(
             lambda x: x.reshape(count, block_size, *x.shape[1:]), (indices, point)
@@ -211,7 +227,11 @@ def _chunk_program(one, block_size: int, mesh: Mesh):
         )
 
     sharded = jax.shard_map(
-        local, mesh=mesh, in_specs=P("runs"), out_specs=P("runs"), check_vma=False
+        local,
+        mesh=mesh,
+        in_specs=(P(), P("runs"), P("runs")),
+        out_specs=P("runs"),
+        check_vma=False,
     )
     return jax.jit(sharded)
 
@@ -228,129 +248,15 @@ def _to_host(tree):
     return multihost_utils.process_allgather(tree, tiled=True)
 
 
-class _Store:
-    """Atomic chunk files in ``out/chunks``; the sweep's identity in ``sweep.json``."""
-
-    def __init__(self, out: Path, config: SweepConfig, writer: bool):
-        self.out = out
-        self.chunks = out / "chunks"
-        self.fingerprint = config.fingerprint()
-        self.writer = writer
-        identity = out / "sweep.json"
-        try:
-            self.chunks.mkdir(parents=True, exist_ok=True)
-            probe = out / ".write_probe"
-            probe.write_text("ok")
-            probe.unlink()
-        except OSError as err:
-            raise ValueError(
-                f"sweep output folder {str(out)!r} is not writable: {err}"
-            ) from None
-        if identity.exists():
-            stored = json.loads(identity.read_text())
-            if stored.get("fingerprint") != self.fingerprint:
-                raise ValueError(
-                    f"sweep output folder {str(out)!r} holds a different sweep "
-                    f"(fingerprint {stored.get('fingerprint')}, this one "
-                    f"{self.fingerprint}); "
-                    "results are not mixed: choose another folder or delete it"
-                )
-        elif writer:
-            self._atomic_write(
-                identity,
-                json.dumps(
-                    {"fingerprint": self.fingerprint, "config": config.to_dict()},
-                    indent=2,
-                ).encode(),
-            )
-
-    @staticmethod
-    def _atomic_write(path: Path, payload: bytes) -> None:
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        with open(tmp, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-
-    def chunk_path(self, group: int, start: int, stop: int) -> Path:
-        return self.chunks / f"g{group:04d}_r{start:09d}-{stop:09d}.parquet"
-
-    def finished(self, group: int) -> list[tuple[int, int]]:
-        """Valid finished chunks of a group; corrupt or partial files are removed."""
-        import pyarrow.parquet as pq
-
-        ranges = []
-        for path in sorted(self.chunks.glob(f"g{group:04d}_r*.parquet")):
-            start, stop = (int(x) for x in path.stem.split("_r")[1].split("-"))
-            try:
-                table = pq.read_table(path)
-                meta = table.schema.metadata or {}
-                ok = (
-                    meta.get(b"fingerprint", b"").decode() == self.fingerprint
-                    and table.num_rows == stop - start
-                )
-            except Exception:  # noqa: BLE001 - any unreadable file is recomputed
-                ok = False
-            if ok:
-                ranges.append((start, stop))
-            elif self.writer:
-                path.unlink(missing_ok=True)
-        return ranges
-
-    def write(self, group: int, start: int, stop: int, runs, curves) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        def encode(frame):
-            table = pa.Table.from_pandas(frame, preserve_index=False)
-            table = table.replace_schema_metadata(
-                {
-                    **(table.schema.metadata or {}),
-                    b"fingerprint": self.fingerprint.encode(),
-                }
-            )
-            sink = pa.BufferOutputStream()
-            pq.write_table(table, sink)
-            return sink.getvalue().to_pybytes()
-
-        if not self.writer:
-            return
-        if curves is not None:
-            self._atomic_write(
-                self.chunk_path(group, start, stop).with_suffix(".curves.parquet"),
-                encode(curves),
-            )
-        self._atomic_write(self.chunk_path(group, start, stop), encode(runs))
-        with open(self.out / "log.txt", "a") as log:
-            log.write(f"computed group {group} runs {start}-{stop}\n")
-
-    def read_group(self, group: int):
-        import pandas as pd
-
-        paths = sorted(self.chunks.glob(f"g{group:04d}_r*[0-9].parquet"))
-        runs = [pd.read_parquet(p) for p in paths]
-        curve_paths = [p.with_suffix(".curves.parquet") for p in paths]
-        curves = [pd.read_parquet(p) for p in curve_paths if p.exists()]
-        return runs, curves
-
-
 def _uncovered(total: int, finished: list[tuple[int, int]], chunk: int):
     """Contiguous ranges of at most ``chunk`` runs not in ``finished``."""
-    covered = np.zeros(total, bool)
-    for start, stop in finished:
-        covered[start:stop] = True
-    ranges, start = [], None
-    for i in range(total + 1):
-        if i < total and not covered[i]:
-            if start is None:
-                start = i
-            if i + 1 - start == chunk:
-                ranges.append((start, i + 1))
-                start = None
-        elif start is not None:
-            ranges.append((start, i))
-            start = None
+    ranges, position = [], 0
+    for start, stop in [*sorted(finished), (total, total)]:
+        while position < start:
+            end = min(start, position + chunk)
+            ranges.append((position, end))
+            position = end
+        position = max(position, stop)
     return ranges
 
 
@@ -370,26 +276,49 @@ def run_sweep(
     r"""Run a sweep: every group compiled once, its runs vmapped, chunked, sharded.
 
     Runs of a group are processed in chunks. Each chunk is one call of
-    ``jit(shard_map(...))`` over a 1-D mesh of ``devices`` (default: all devices),
-    inside which each device maps sequentially over fixed-width ``vmap`` blocks of
-    ``config.block_size`` runs. A run's key derives from (``config.seed``, group,
-    run index) only, so results are bit-identical whatever the chunk size, device
-    count or resume point.
+    ``jit(shard_map(...))`` over a 1-D mesh of ``devices`` (default: all devices,
+    of every process), inside which each device maps sequentially over fixed-width
+    ``vmap`` blocks of ``config.block_size`` runs. A run's key derives from
+    (``config.seed``, group, run index) only, so results are bit-identical whatever
+    the chunk size, device count, process count or resume point.
+
+    Pre-flight (before anything is compiled): the run index must fit its 32 bits;
+    the result tables' size (runs and curves) must fit in half the host's memory
+    and, with ``out``, twice of it on the disk; the inputs and outputs of one block
+    of runs must fit the memory budget. Otherwise a ``ValueError`` gives the
+    numbers.
 
     Memory: the chunk program is compiled and XLA's own memory analysis
     (arguments + outputs + temporaries) gives its peak per device; blocks run one
     after another, so a chunk needs one block's temporaries plus the inputs and
-    outputs of its runs. Without ``chunk_size``, the chunk starts at all runs and
-    shrinks (in multiples of ``devices × block_size``) until that estimate is under
-    ``memory_budget`` (default: a quarter of the device's memory); a budget below
-    one block is an error.
+    outputs of its runs. Without ``chunk_size``, the chunk starts at what the
+    budget allows for inputs and outputs and shrinks (in multiples of
+    ``devices × block_size``) until that estimate is under ``memory_budget``
+    (default: a quarter of the memory of this process's first mesh device; across
+    processes, the smallest).
 
-    Persistence (when ``out`` is given): ``sweep.json`` records the configuration's
-    fingerprint; each finished chunk is written atomically (temporary file, fsync,
-    rename) as Parquet; a re-run skips finished chunks, recomputes corrupt or partial
-    ones, and refuses a folder holding a different configuration. At the end,
-    ``runs.parquet`` (and ``curves.parquet``) and ``metadata.json`` (configuration,
-    versions, devices, elapsed time) are written.
+    Compilation: compiled chunk programs are kept per process (the last 64), keyed
+    by everything that shapes them (the configuration without its seed and grid
+    values, the group, the chunk size, the devices), so another ``run_sweep`` call
+    with the same sizes compiles nothing.
+
+    Persistence (when ``out`` is given): the folder is locked for the sweep
+    (``sweep.lock``; a second sweep on it is refused, naming the holder's host and
+    pid; a killed sweep's lock is released by the operating system). ``sweep.json``
+    records the configuration's fingerprint; each finished chunk is written
+    atomically as Parquet with its slot, the fingerprint and a checksum; a re-run
+    verifies every chunk and recomputes any that fails, skips the others, and
+    refuses a folder holding a different configuration. At the end the table is
+    checked to hold every run exactly once, then ``runs.parquet`` (and
+    ``curves.parquet``) and ``metadata.json`` (configuration, versions, devices,
+    elapsed time) are written.
+
+    Several processes: under an initialized ``jax.distributed`` (see
+    ``initialize_distributed``), every process calls ``run_sweep`` with the same
+    arguments; the mesh spans all processes' devices, process 0 alone reads and
+    writes ``out`` (it need not be on a shared file system), and every process
+    returns the same tables. If a process dies, the others stop with an error;
+    restarting all of them resumes from the chunks process 0 finished.
 
     Args:
         config: the sweep.
@@ -404,12 +333,11 @@ def run_sweep(
         A ``SweepResult`` of pandas DataFrames.
 
     Raises:
-        ValueError: a bad ``chunk_size`` or ``memory_budget`` (including one smaller
-            than a block of runs), or an unusable output folder, before compute.
+        ValueError: a bad ``chunk_size``, ``memory_budget`` or ``out``, a sweep too
+            large for the run index, memory or disk, a budget smaller than one
+            block of runs, a folder that holds another sweep or is in use; all
+            before compute.
     """
-    import pandas as pd
-    from tqdm.auto import tqdm
-
     started = time.perf_counter()
     devices = list(devices) if devices is not None else jax.devices()
     mesh = Mesh(np.array(devices), ("runs",))
@@ -437,13 +365,13 @@ def run_sweep(
             "`run_sweep(chunk_size=...)` must be a positive int or 'all', got "
             f"{chunk_size!r}"
         )
-    budget = (
-        memory_budget
-        if memory_budget is not None
-        else default_memory_budget(devices[0])
-    )
+    out = check_out(out) if out is not None else None
     writer = jax.process_index() == 0
-    store = _Store(Path(out), config, writer) if out is not None else None
+    if memory_budget is not None:
+        budget = memory_budget
+    else:
+        local = [d for d in devices if d.process_index == jax.process_index()]
+        budget = agree_min(default_memory_budget(local[0] if local else None))
     if progress is None:
         progress = sys.stderr.isatty()
     groups = static_groups(config)
@@ -451,23 +379,73 @@ def run_sweep(
     point_names = sorted(points[0]) if points else []
     point_table = {n: np.array([p[n] for p in points], np.float64) for n in point_names}
     total = len(points) * config.seeds
+    fits = (budget, memory_budget, chunk_size, devices, out, writer, config.block_size)
+    # Hopeless sizes are refused from the configuration alone, at once; the
+    # others are sized exactly from the traced shapes of one run.
+    local_error = _fits(_lower_bound(config, groups, point_names, total), *fits)
+    plan = None
+    if local_error is None:
+        plan = _preflight(config, groups, point_names, total)
+        local_error = _fits(plan, *fits)
+    store = None
+    if local_error is None and out is not None and writer:
+        try:
+            # float32 and float64 results are never mixed in one folder.
+            precision = "" if jax.config.jax_enable_x64 else "-float32"
+            store = Store(
+                out,
+                config.fingerprint() + precision,
+                config.to_dict(),
+                "curves" in config.record,
+            )
+        except ValueError as err:
+            local_error = str(err)
+    raise_if_any(local_error)
+    # Imported after the pre-flight, which must answer in well under a second.
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    try:
+        return _execute(
+            config, groups, point_table, total, plan, store, out, devices, mesh,
+            sharding, unit, budget, chunk_size, progress, started, pd, tqdm,
+        )  # fmt: skip
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _execute(
+    config, groups, point_table, total, plan, store, out, devices, mesh,
+    sharding, unit, budget, chunk_size, progress, started, pd, tqdm,
+):  # fmt: skip
+    writer = jax.process_index() == 0
+    finished_all = broadcast_json(
+        [
+            store.finished(g, total) if store is not None else []
+            for g in range(len(groups))
+        ]
+        if writer
+        else None
+    )
     root = jax.random.key(config.seed)
     spec = PROBLEMS[config.problem]
-
+    point_names = sorted(point_table)
+    replicated = NamedSharding(mesh, P())
     all_runs, all_curves, compile_seconds = [], [], {}
     bar = tqdm(
-        total=total * len(groups), unit="run", disable=not progress, desc="sweep"
+        total=total * len(groups),
+        unit="run",
+        disable=not (progress and writer),
+        desc="sweep",
     )
     for g, group in enumerate(groups):
-        finished = store.finished(g) if store is not None else []
+        finished = [tuple(r) for r in finished_all[g]]
         bar.update(sum(stop - start for start, stop in finished))
-        program = _chunk_program(
-            _one_run(config, group, jax.random.fold_in(root, g)),
-            config.block_size,
-            mesh,
-        )
+        program = _chunk_program(_one_run(config, group), config.block_size, mesh)
+        key_data = np.asarray(jax.random.key_data(jax.random.fold_in(root, g)))
 
-        def inputs(indices, size):
+        def inputs(indices, size, key_data=key_data):
             padded = np.concatenate(
                 [indices, np.full(size - len(indices), indices[-1])]
             )
@@ -476,23 +454,36 @@ def run_sweep(
                 padded.astype(np.int32),
                 {n: v[point_index] for n, v in point_table.items()},
             )
-            return jax.tree_util.tree_map(lambda x: _global_array(x, sharding), host)
+            arrays = jax.tree_util.tree_map(lambda x: _global_array(x, sharding), host)
+            return (_global_array(key_data, replicated), *arrays)
+
+        def shapes(size, key_data=key_data):
+            index = jax.ShapeDtypeStruct((size,), np.int32, sharding=sharding)
+            dtype = jax.dtypes.canonicalize_dtype(np.float64)
+            point = {
+                n: jax.ShapeDtypeStruct((size,), dtype, sharding=sharding)
+                for n in point_names
+            }
+            key = jax.ShapeDtypeStruct(
+                key_data.shape, key_data.dtype, sharding=replicated
+            )
+            return key, index, point
 
         if chunk_size == "all":
-            size = _round_up(total, unit)
+            size, fixed = _round_up(total, unit), True
         elif chunk_size is not None:
-            size = _round_up(min(chunk_size, total), unit)
+            size, fixed = _round_up(min(chunk_size, total), unit), True
         else:
-            size = _round_up(total, unit)
+            size, fixed = plan.initial_size(budget, unit, len(devices), total), False
         if not _uncovered(total, finished, size):
             continue
         tic = time.perf_counter()
+        cache_key = _program_key(config, group, point_names, devices)
         compiled, size = _compile_within_budget(
-            program, inputs, size, unit, total, budget, fixed=chunk_size is not None
+            program, shapes, cache_key, size, unit, budget, fixed=fixed
         )
         compile_seconds[g] = time.perf_counter() - tic
-        ranges = _uncovered(total, finished, size)
-        for start, stop in ranges:
+        for start, stop in _uncovered(total, finished, size):
             indices = np.arange(start, stop)
             record, curves = _to_host(compiled(*inputs(indices, size)))
             count = stop - start
@@ -504,45 +495,268 @@ def run_sweep(
             )
             if store is not None:
                 store.write(g, start, stop, frame, curve_frame)
-            else:
+                finished.append((start, stop))
+            elif out is None:
                 all_runs.append(frame)
                 if curve_frame is not None:
                     all_curves.append(curve_frame)
             bar.update(count)
+        finished_all[g] = sorted(finished)
     bar.close()
+    if out is None:
+        runs, curves = _assemble(pd, all_runs, all_curves, len(groups), total)
+        return SweepResult(runs, curves)
     if store is not None:
-        all_runs, all_curves = [], []
         for g in range(len(groups)):
-            runs, curves = store.read_group(g)
+            runs, curves = store.read_group(g, finished_all[g])
             all_runs += runs
             all_curves += curves
+        runs, curves = _assemble(pd, all_runs, all_curves, len(groups), total)
+        store.write_final(runs, curves)
+        metadata = {
+            "fingerprint": config.fingerprint(),
+            "config": config.to_dict(),
+            "environment": environment(),
+            "devices": [str(d) for d in devices],
+            "platform": devices[0].platform,
+            "process_count": jax.process_count(),
+            "memory_budget": budget,
+            "preflight": plan._asdict(),
+            "compile_seconds": compile_seconds,
+            "elapsed_seconds": time.perf_counter() - started,
+        }
+        atomic_write(out / "metadata.json", json.dumps(metadata, indent=2).encode())
+    if jax.process_count() == 1:
+        return SweepResult(runs, curves)
+    # Process 0 holds the tables; the others receive them.
+    runs = _parquet_frame(broadcast_bytes(_parquet_array(runs) if writer else None))
+    has_curves = broadcast_json(curves is not None if writer else None)
+    if has_curves:
+        curves = _parquet_frame(
+            broadcast_bytes(_parquet_array(curves) if writer else None)
+        )
+    return SweepResult(runs, curves if has_curves else None)
+
+
+def _assemble(pd, all_runs, all_curves, group_count, total):
+    """The sorted tables, checked to hold every run of every group exactly once.
+
+    Raises:
+        RuntimeError: a run is missing or duplicated (a bug or a store changed
+            behind the lock's back; nothing is written).
+    """
     runs = pd.concat(all_runs, ignore_index=True).sort_values(
         ["group", "run"], ignore_index=True
     )
+    expected = group_count * total
+    groups = runs["group"].to_numpy()
+    indices = runs["run"].to_numpy()
+    if not (
+        len(runs) == expected
+        and np.array_equal(groups, np.repeat(np.arange(group_count), total))
+        and np.array_equal(indices, np.tile(np.arange(total), group_count))
+    ):
+        raise RuntimeError(
+            f"the sweep's table does not hold every run exactly once ({len(runs)} "
+            f"rows for {group_count} group(s) x {total} runs); nothing was written"
+        )
     curves = None
     if all_curves:
         curves = pd.concat(all_curves, ignore_index=True).sort_values(
             ["group", "run", "step"], ignore_index=True
         )
-    if store is not None and writer:
-        store._atomic_write(Path(out) / "runs.parquet", _parquet_bytes(runs))
-        if curves is not None:
-            store._atomic_write(Path(out) / "curves.parquet", _parquet_bytes(curves))
-        metadata = {
-            "fingerprint": config.fingerprint(),
-            "config": config.to_dict(),
-            "versions": _versions(),
-            "devices": [str(d) for d in devices],
-            "platform": devices[0].platform,
-            "process_count": jax.process_count(),
-            "memory_budget": budget,
-            "compile_seconds": compile_seconds,
-            "elapsed_seconds": time.perf_counter() - started,
-        }
-        store._atomic_write(
-            Path(out) / "metadata.json", json.dumps(metadata, indent=2).encode()
+        pairs = curves[["group", "run"]].drop_duplicates()
+        if len(pairs) != expected:
+            raise RuntimeError(
+                f"the sweep's curves cover {len(pairs)} runs, not {expected}; "
+                "nothing was written"
+            )
+    return runs, curves
+
+
+class _Plan(NamedTuple):
+    """The pre-flight estimate of a sweep (recorded in ``metadata.json``)."""
+
+    runs_per_group: int
+    groups: int
+    runs_table_bytes: int
+    curves_table_bytes: int
+    device_bytes_per_run: int
+
+    def initial_size(self, budget: int, unit: int, device_count: int, total: int):
+        """The largest chunk whose inputs and outputs fit ``budget`` per device."""
+        per_device = budget // max(self.device_bytes_per_run, 1)
+        size = unit * max(1, per_device * device_count // unit)
+        return min(size, _round_up(total, unit))
+
+
+def _leaf_bytes(tree) -> int:
+    return sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(tree))
+
+
+def _lower_bound(config, groups, point_names, total) -> _Plan:
+    """A plan that underestimates every size, from the configuration alone.
+
+    It needs no tracing, so the sizes that are hopeless are refused at once; the
+    exact plan (``_preflight``) follows for the rest.
+
+    Raises:
+        ValueError: more runs per group than a 32-bit run index can address.
+    """
+    if total > _RUN_INDEX_LIMIT:
+        raise ValueError(
+            f"`run_sweep`: {total:,} runs per group ({total // config.seeds:,} grid "
+            f"point(s) x {config.seeds:,} seeds) exceed {_RUN_INDEX_LIMIT:,}, the "
+            "range of a run index (32 bits, folded into the run's key); split the "
+            "sweep, e.g. over `seed`"
         )
-    return SweepResult(runs, curves)
+    spec = PROBLEMS[config.problem]
+    # At least one metric per suffix start and one final metric; three flags.
+    records = 3 + len(_suffix_starts(config, min(g["steps"] for g in groups)))
+    records = records + 1 if "final" in config.record else records
+    columns = 4 + len(spec.static) + 1 + len(point_names) + records
+    lengths = [-(-group["steps"] // config.curve_every) for group in groups]
+    return _Plan(
+        runs_per_group=total,
+        groups=len(groups),
+        runs_table_bytes=8 * columns * total * len(groups),
+        curves_table_bytes=(
+            8 * 4 * total * sum(lengths) if "curves" in config.record else 0
+        ),
+        device_bytes_per_run=4 + 4 * len(point_names) + 8,
+    )
+
+
+def _preflight(config, groups, point_names, total) -> _Plan:
+    """Sizes of the tables and of a run on the device, from shapes only.
+
+    ``jax.eval_shape`` of one run (tracing, no compilation) gives the recorded
+    outputs; a run's inputs are its index and hyperparameters.
+    """
+    dtype = jax.dtypes.canonicalize_dtype(np.float64)
+    point = {n: jax.ShapeDtypeStruct((), dtype) for n in point_names}
+    record, curves = jax.eval_shape(
+        _one_run(config, groups[0]),
+        jax.eval_shape(lambda: jax.random.key(0)),
+        jax.ShapeDtypeStruct((), np.int32),
+        point,
+    )
+    lengths = [-(-group["steps"] // config.curve_every) for group in groups]
+    curve_step_bytes = sum(x.dtype.itemsize for x in curves.values())
+    device_bytes_per_run = (
+        4
+        + dtype.itemsize * len(point_names)
+        + _leaf_bytes(record)
+        + curve_step_bytes * max(lengths)
+    )
+    spec = PROBLEMS[config.problem]
+    # group, run, point, seed_index, the static sizes, steps, the hyperparameters,
+    # the records and `nonfinite`, at 8 bytes each.
+    columns = 4 + len(spec.static) + 1 + len(point_names) + len(record) + 1
+    curve_columns = 3 + len(curves)
+    return _Plan(
+        runs_per_group=total,
+        groups=len(groups),
+        runs_table_bytes=8 * columns * total * len(groups),
+        curves_table_bytes=(8 * curve_columns * total * sum(lengths) if curves else 0),
+        device_bytes_per_run=int(device_bytes_per_run),
+    )
+
+
+def _gib(nbytes: int) -> str:
+    return f"{nbytes / 2**30:,.2f} GiB ({nbytes:,} bytes)"
+
+
+def _fits(plan, budget, memory_budget, chunk_size, devices, out, writer, block_size):
+    """Why the sweep cannot fit this process's memory, disk or budget, or None."""
+    table = plan.runs_table_bytes + plan.curves_table_bytes
+    runs = plan.runs_per_group * plan.groups
+    ram = _host_memory()
+    if 2 * table > ram:
+        return (
+            f"`run_sweep`: the result tables of {runs:,} runs need at least "
+            f"{_gib(table)} of memory (runs {_gib(plan.runs_table_bytes)}, curves "
+            f"{_gib(plan.curves_table_bytes)}) and as much again to assemble, more "
+            f"than this host's {_gib(ram)}; record less (no curves, a larger "
+            "`curve_every`) or split the sweep (over `seed` or the grid)"
+        )
+    if out is not None and writer:
+        existing = out
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        free = shutil.disk_usage(existing).free
+        if 2 * table > free:
+            return (
+                f"`run_sweep(out=...)`: the sweep writes at least {_gib(2 * table)} "
+                f"(its chunks and the final tables of {runs:,} runs) but "
+                f"{str(out)!r} has {_gib(free)} free"
+            )
+    block = block_size * plan.device_bytes_per_run
+    if block > budget:
+        return (
+            f"`run_sweep(memory_budget=...)`: {budget:,} bytes is smaller than one "
+            f"block of {block_size} runs, whose inputs and outputs alone need "
+            f"{block:,} bytes; raise the budget or lower `block_size`"
+        )
+    if chunk_size is not None:
+        size = plan.runs_per_group if chunk_size == "all" else chunk_size
+        per_device = -(-min(size, plan.runs_per_group) // len(devices))
+        need = per_device * plan.device_bytes_per_run
+        capacity = (
+            memory_budget
+            if memory_budget is not None
+            else int(budget / _DEFAULT_BUDGET_FRACTION)
+        )
+        if need > capacity:
+            return (
+                f"`run_sweep(chunk_size=...)`: {chunk_size!r} puts {per_device:,} "
+                f"runs on each device, whose inputs and outputs alone need "
+                f"{_gib(need)}, more than the device's {_gib(capacity)}; give a "
+                "smaller chunk, or none (it is then sized to the memory budget)"
+            )
+    return None
+
+
+def _program_key(config, group, point_names, devices) -> str:
+    """Everything that shapes a group's chunk program, except the chunk size."""
+    fields = {
+        k: v for k, v in config.to_dict().items() if k not in ("seed", "seeds", "grid")
+    }
+    return json.dumps(
+        {
+            "config": fields,
+            "group": dict(group),
+            "points": list(point_names),
+            "devices": [d.id for d in devices],
+            "x64": bool(jax.config.jax_enable_x64),
+            "prng": str(jax.config.jax_default_prng_impl),
+        },
+        sort_keys=True,
+    )
+
+
+def _compiled(program, shapes, cache_key: str, size: int):
+    """The compiled chunk program, from this process's cache when it is there."""
+    key = (cache_key, size)
+    compiled = _COMPILED.get(key)
+    if compiled is None:
+        compiled = program.lower(*shapes(size)).compile()
+        _COMPILED[key] = compiled
+        while len(_COMPILED) > _COMPILED_LIMIT:
+            _COMPILED.popitem(last=False)
+    else:
+        _COMPILED.move_to_end(key)
+    return compiled
+
+
+def _parquet_array(frame) -> np.ndarray:
+    return np.frombuffer(_parquet_bytes(frame), np.uint8)
+
+
+def _parquet_frame(array: np.ndarray):
+    import pandas as pd
+
+    return pd.read_parquet(io.BytesIO(array.tobytes()))
 
 
 def _parquet_bytes(frame) -> bytes:
@@ -561,7 +775,7 @@ def _peak_bytes(compiled) -> tuple[int, int]:
     return io + stats.temp_size_in_bytes, io
 
 
-def _compile_within_budget(program, inputs, size, unit, total, budget, *, fixed):
+def _compile_within_budget(program, shapes, cache_key, size, unit, budget, *, fixed):
     """Compile the chunk program, shrinking the chunk until XLA's estimate fits.
 
     Blocks run one after another, so a chunk's peak is one block's temporaries plus
@@ -569,8 +783,8 @@ def _compile_within_budget(program, inputs, size, unit, total, budget, *, fixed)
     the I/O part until the estimate is under ``budget``.
     """
     while True:
-        compiled = program.lower(*inputs(np.arange(min(size, total)), size)).compile()
-        peak, io = _peak_bytes(compiled)
+        compiled = _compiled(program, shapes, cache_key, size)
+        peak, io_bytes = _peak_bytes(compiled)
         if peak <= budget or fixed:
             return compiled, size
         if size == unit:
@@ -579,8 +793,8 @@ def _compile_within_budget(program, inputs, size, unit, total, budget, *, fixed)
                 f"block of {unit} runs, which needs about {peak:,} bytes; raise the "
                 "budget or lower `block_size`"
             )
-        per_run = io / size
-        fitting = int((budget - (peak - io)) // max(per_run, 1.0))
+        per_run = io_bytes / size
+        fitting = int((budget - (peak - io_bytes)) // max(per_run, 1.0))
         size = max(unit, min(size - unit, unit * (fitting // unit)))
 
 

@@ -139,3 +139,25 @@ def test_bench_sam_mlp_smoke(tmp_path):
     assert payload["flatjax_vs_contrib_max_abs_param_diff"] < 1e-5
     names = [t["target"] for t in payload["targets"]]
     assert any(n.startswith("flatjax_sam step") for n in names)
+
+
+def test_gpu_check_smoke(tmp_path):
+    payload = run_smoke("gpu_check", tmp_path)
+    check_environment(payload, "gpu_check")
+    assert payload["environment"]["flatjax"]["process_count"] == 1
+    install = payload["install"]
+    assert install["float64_on_device"] is True
+    assert install["float64_relative_error"] < 1e-12
+    assert set(payload["benchmarks"]) == {"bench_roofline"}  # bench_sweep: full only
+    for name, bench in payload["benchmarks"].items():
+        assert bench["benchmark"] == name and bench["smoke"] is True
+    sweep = payload["theorem3_sweep"]
+    assert sweep["runs"] == 3 * 64 and sweep["nonfinite_runs"] == 0
+    assert positive(sweep["runs_per_s"]) and sweep["device_count"] >= 1
+    # Theorem 3: at r = rho (the control) SA-GD stays put; above it, it drifts
+    # into the spurious flat region, where the population risk is larger.
+    risks = {
+        row["radius"]: row["mean_population_risk_tau1"] for row in sweep["per_radius"]
+    }
+    assert risks[0.6] > risks[0.1]
+    assert all(t["passed"] for t in payload["targets"])

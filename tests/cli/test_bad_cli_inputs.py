@@ -299,7 +299,8 @@ def test_more_seeds_than_memory_holds(tmp_path, capsys):
     path = tmp_path / "huge.toml"
     path.write_text(toml_text(sweep={"seeds": str(2**63 - 1)}))
     result = run_cli(["sweep", path, "--out", tmp_path / "out"], capsys)
-    assert_one_line_refusal(*result, "out of host memory", "fewer runs or seeds")
+    # Refused by the sweep's pre-flight, before anything is allocated.
+    assert_one_line_refusal(*result, "runs per group", "exceed 2,147,483,647")
 
 
 def test_missing_grid_values(tmp_path, capsys):
