@@ -1,4 +1,4 @@
-"""Shared machinery of the measures: flat loss views, estimates, argument checks."""
+"""Shared machinery of the measures: flat loss views, estimates, probe chunks."""
 
 from __future__ import annotations
 
@@ -8,7 +8,14 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
-from jaxtyping import Array, Float, PyTree
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+
+from .._checks import check_int
+
+#: Probes evaluated together (one ``vmap``) when ``probe_batch`` is not given: the
+#: working memory of a stochastic estimator is about this many Hessian-vector
+#: products (or loss evaluations) at once, whatever the number of probes.
+DEFAULT_PROBE_BATCH = 16
 
 
 def flatten_loss(
@@ -98,3 +105,38 @@ def mean_and_stderr(samples: Float[Array, " m"]) -> tuple[Array, Array]:
     if m < 2:
         return mean, jnp.full_like(mean, jnp.nan)
     return mean, jnp.std(samples, ddof=1) / jnp.sqrt(m)
+
+
+def resolve_probe_batch(call: str, probe_batch: int | None, num_probes: int) -> int:
+    """The chunk size: ``probe_batch`` checked, or ``DEFAULT_PROBE_BATCH``, capped."""
+    if probe_batch is None:
+        probe_batch = DEFAULT_PROBE_BATCH
+    probe_batch = check_int(call, "probe_batch", probe_batch, 1)
+    return min(probe_batch, num_probes)
+
+
+def map_probes(
+    sample_fn: Callable[[PRNGKeyArray], PyTree],
+    key: PRNGKeyArray,
+    num_probes: int,
+    probe_batch: int,
+) -> PyTree:
+    r"""``sample_fn(fold_in(key, i))`` for $i < $ ``num_probes``, in chunks.
+
+    Probe $i$ draws from its own key ``jax.random.fold_in(key, i)``, so the result
+    does not depend on the chunking. ``jax.lax.map(..., batch_size=probe_batch)``
+    evaluates ``probe_batch`` probes at once (a ``vmap``) and the chunks one after
+    another (a ``scan``): the program is compiled once for the chunk's shape, and
+    its working memory is that of ``probe_batch`` probes, not ``num_probes``.
+
+    Returns:
+        The outputs stacked along a leading axis of size ``num_probes``.
+    """
+    indices = jnp.arange(num_probes)
+
+    def one(i):
+        return sample_fn(jax.random.fold_in(key, i))
+
+    if probe_batch >= num_probes:
+        return jax.vmap(one)(indices)
+    return jax.lax.map(one, indices, batch_size=probe_batch)
