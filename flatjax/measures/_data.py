@@ -89,7 +89,8 @@ def batched_loss(
 
     Raises:
         TypeError: if ``loss_fn`` is not callable.
-        ValueError: if there is no batch, stacked arrays lack a shared leading axis, or the batches differ in structure or shape
+        ValueError: if there is no batch, stacked arrays lack a shared leading
+            axis, or the batches differ in structure or shape
             (a last, smaller batch must be dropped or padded, since unequal batches
             would not average to the dataset's mean).
 

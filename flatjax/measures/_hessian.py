@@ -161,7 +161,9 @@ def hessian_eigenvalues(
         >>> [round(float(x), 10) for x in result.values]
         [5.0, 3.0]
         >>> saddle = lambda w: 0.5 * jnp.sum(jnp.array([5.0, -2.0, 1.0]) * w**2)
-        >>> bottom = hessian_eigenvalues(saddle, jnp.zeros(3), key=key, which="smallest")
+        >>> bottom = hessian_eigenvalues(
+        ...     saddle, jnp.zeros(3), key=key, which="smallest"
+        ... )
         >>> round(float(bottom.values[0]), 10)
         -2.0
     """
