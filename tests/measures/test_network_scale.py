@@ -161,9 +161,11 @@ def test_measures_of_a_batched_loss_equal_those_of_the_full_loss():
         lambda f: hessian_trace(f, W, key=key, num_probes=10).value,
         lambda f: hessian_eigenvalues(f, W, 2, key=key, num_iterations=5).values,
         lambda f: expected_sharpness(f, W, 0.2, key=key, num_samples=10).value,
-        lambda f: relative_flatness(
-            lambda p: f(p["w"][0]), {"w": W[None]}, lambda p: p["w"]
-        ).value,
+        lambda f: (
+            relative_flatness(
+                lambda p: f(p["w"][0]), {"w": W[None]}, lambda p: p["w"]
+            ).value
+        ),
     ):
         np.testing.assert_allclose(measure(loss), measure(full_loss), rtol=1e-10)
 

@@ -14,7 +14,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flatjax.measures import hessian_eigenvalues, plot_spectral_density, spectral_density
+from flatjax.measures import (
+    hessian_eigenvalues,
+    plot_spectral_density,
+    spectral_density,
+)
 
 
 def _matrix(spectrum, seed):
