@@ -39,7 +39,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 from jax.flatten_util import ravel_pytree  # noqa: E402
 
-from flatjax.measures import hessian_trace  # noqa: E402
+from flatjax.measures import DEFAULT_PROBE_MEMORY, hessian_trace  # noqa: E402
 
 NAME = "bench_measures"
 PROBE_BATCH = 16
@@ -184,10 +184,15 @@ def main(argv=None) -> dict[str, Any]:
     chunked_memory = memory_bytes(trace_program(PROBE_BATCH))
     chunked_compile_s = time.perf_counter() - compile_start
     one_at_a_time_memory = memory_bytes(trace_program(1))
+    # The default chunk: 8 parameter-sized float64 vectors per probe within
+    # DEFAULT_PROBE_MEMORY (what resolve_probe_batch picks without probe_batch).
+    default_batch = max(1, min(64, num_probes, DEFAULT_PROBE_MEMORY // (64 * d)))
+    default_memory = memory_bytes(trace_program(None))
     all_at_once_memory = memory_bytes(trace_program(num_probes))
     chunk_bytes = PROBE_BATCH * d * 8
     memory_goal = 4 * gradient_memory["total_bytes"] + chunk_bytes
     one_goal = 4 * gradient_memory["total_bytes"] + d * 8
+    default_goal = 4 * gradient_memory["total_bytes"] + default_batch * d * 8
 
     # Compilation reuse outside jit: a second call with new parameters.
     class CountingLoss:
@@ -233,6 +238,13 @@ def main(argv=None) -> dict[str, Any]:
             "passed": chunked_memory["total_bytes"] <= memory_goal,
         },
         {
+            "target": f"hessian_trace, {num_probes} probes, default chunks of "
+            f"{default_batch}: compiled bytes / (4 x gradient + the chunk's probes)",
+            "measured": default_memory["total_bytes"] / default_goal,
+            "goal": 1.0,
+            "passed": default_memory["total_bytes"] <= default_goal,
+        },
+        {
             "target": f"hessian_trace, {num_probes} probes one at a time: compiled "
             "bytes / (4 x gradient + one probe)",
             "measured": one_at_a_time_memory["total_bytes"] / one_goal,
@@ -271,6 +283,8 @@ def main(argv=None) -> dict[str, Any]:
             "gradient": gradient_memory,
             "trace_chunked": chunked_memory,
             "trace_one_at_a_time": one_at_a_time_memory,
+            "trace_default_chunk": default_memory,
+            "default_probe_batch": default_batch,
             "trace_all_at_once": all_at_once_memory,
             "chunk_probe_bytes": chunk_bytes,
             "goal_bytes": memory_goal,
@@ -290,6 +304,11 @@ def main(argv=None) -> dict[str, Any]:
         {
             "program": f"hessian_trace, {num_probes} probes, chunks of {PROBE_BATCH}",
             **chunked_memory,
+        },
+        {
+            "program": f"hessian_trace, {num_probes} probes, default chunks of "
+            f"{default_batch}",
+            **default_memory,
         },
         {
             "program": f"hessian_trace, {num_probes} probes, one at a time",

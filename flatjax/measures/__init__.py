@@ -7,7 +7,7 @@ from ._adaptive import (
     average_adaptive_sharpness,
     sharpness_alpha,
 )
-from ._base import DEFAULT_PROBE_BATCH, Estimate
+from ._base import DEFAULT_PROBE_MEMORY, Estimate
 from ._data import BatchedLoss, batched_loss
 from ._entropy import LocalEntropy, local_entropy
 from ._fisher import (
@@ -53,7 +53,7 @@ from ._spectrum import SpectralDensity, plot_spectral_density, spectral_density
 __all__ = [
     "AdaptiveSharpness",
     "BatchedLoss",
-    "DEFAULT_PROBE_BATCH",
+    "DEFAULT_PROBE_MEMORY",
     "EmpiricalFisher",
     "Estimate",
     "FlatnessRadius",

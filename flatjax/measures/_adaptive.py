@@ -229,7 +229,7 @@ def average_adaptive_sharpness(
         key: PRNG key for the perturbations.
         eta: the offset $\eta \ge 0$.
         num_samples: antithetic pairs, $\ge 1$.
-        probe_batch: pairs per chunk (static; default 16).
+        probe_batch: pairs per chunk (static; default from ``DEFAULT_PROBE_MEMORY``).
 
     Returns:
         An ``Estimate``.

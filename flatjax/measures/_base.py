@@ -7,15 +7,19 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from .._checks import check_int
 
-#: Probes evaluated together (one ``vmap``) when ``probe_batch`` is not given: the
-#: working memory of a stochastic estimator is about this many Hessian-vector
-#: products (or loss evaluations) at once, whatever the number of probes.
-DEFAULT_PROBE_BATCH = 16
+#: Bytes the default chunk of probes may hold (256 MiB). Without ``probe_batch``, a
+#: stochastic estimator evaluates ``DEFAULT_PROBE_MEMORY // (8 * d * itemsize)``
+#: probes at once (at least 1, at most 64 and ``num_probes``): a Hessian-vector
+#: product of a ``jax.flatten_util`` vector keeps about 8 parameter-sized vectors
+#: (7 measured by XLA's memory analysis on a 1.1M-parameter MLP, see
+#: ``benchmarks/bench_measures.py``).
+DEFAULT_PROBE_MEMORY = 2**28
 
 
 def flatten_loss(
@@ -107,10 +111,19 @@ def mean_and_stderr(samples: Float[Array, " m"]) -> tuple[Array, Array]:
     return mean, jnp.std(samples, ddof=1) / jnp.sqrt(m)
 
 
-def resolve_probe_batch(call: str, probe_batch: int | None, num_probes: int) -> int:
-    """The chunk size: ``probe_batch`` checked, or ``DEFAULT_PROBE_BATCH``, capped."""
+def resolve_probe_batch(
+    call: str, probe_batch: int | None, num_probes: int, w: PyTree
+) -> int:
+    """The chunk size: ``probe_batch`` checked, or chosen from the memory budget.
+
+    The default keeps about ``DEFAULT_PROBE_MEMORY`` bytes of probe-sized vectors
+    (8 per probe) for the parameters ``w``; it is capped at 64 and ``num_probes``.
+    """
     if probe_batch is None:
-        probe_batch = DEFAULT_PROBE_BATCH
+        leaves = jax.tree_util.tree_leaves(w)
+        size = sum(int(np.size(leaf)) for leaf in leaves)
+        itemsize = max((jnp.asarray(leaf).dtype.itemsize for leaf in leaves), default=8)
+        probe_batch = max(1, min(64, DEFAULT_PROBE_MEMORY // (8 * size * itemsize)))
     probe_batch = check_int(call, "probe_batch", probe_batch, 1)
     return min(probe_batch, num_probes)
 

@@ -263,8 +263,9 @@ def hessian_trace(
         num_probes: the budget $m$ of Hessian-vector products, $\ge 1$ (Hutch++:
             $\ge 3$).
         estimator: ``"hutchinson"`` or ``"hutch++"`` (static).
-        probe_batch: probes per chunk, $\ge 1$ (static; default
-            ``DEFAULT_PROBE_BATCH`` = 16, capped at ``num_probes``).
+        probe_batch: probes per chunk, $\ge 1$ (static); default: as many as
+            keep 8 parameter-sized vectors each within ``DEFAULT_PROBE_MEMORY``
+            (256 MiB), between 1 and 64, capped at ``num_probes``.
 
     Returns:
         An ``Estimate`` of $\mathrm{tr}\,H$.
@@ -295,7 +296,7 @@ def hessian_trace(
         )
     minimum = 1 if estimator == "hutchinson" else 3
     num_probes = check_int(call, "num_probes", num_probes, minimum)
-    probe_batch = resolve_probe_batch(call, probe_batch, num_probes)
+    probe_batch = resolve_probe_batch(call, probe_batch, num_probes, w)
     return _trace(loss_fn, w, key, num_probes, estimator, probe_batch)
 
 
@@ -377,7 +378,8 @@ def hessian_frobenius_norm(
         w: the parameters.
         key: PRNG key for the probes.
         num_probes: number of Hessian-vector products, $\ge 1$.
-        probe_batch: probes per chunk, $\ge 1$ (static; default 16).
+        probe_batch: probes per chunk, $\ge 1$ (static; default from
+            ``DEFAULT_PROBE_MEMORY``).
 
     Returns:
         A ``FrobeniusNorm``.
@@ -404,7 +406,7 @@ def hessian_frobenius_norm(
     check_scalar_loss(call, "loss_fn", loss_fn, w)
     check_key(call, key)
     num_probes = check_int(call, "num_probes", num_probes, 1)
-    probe_batch = resolve_probe_batch(call, probe_batch, num_probes)
+    probe_batch = resolve_probe_batch(call, probe_batch, num_probes, w)
     return _frobenius(loss_fn, w, key, num_probes, probe_batch)
 
 

@@ -64,7 +64,7 @@ def _check_common(call, loss_fn, w, key, num_samples, probe_batch, magnitude_off
     num_samples = check_int(call, "num_samples", num_samples, 1)
     if magnitude_offset is not None:
         check_real(call, "magnitude_offset", magnitude_offset, lower=0.0)
-    return num_samples, resolve_probe_batch(call, probe_batch, num_samples)
+    return num_samples, resolve_probe_batch(call, probe_batch, num_samples, w)
 
 
 @eqx.filter_jit
@@ -116,7 +116,8 @@ def expected_sharpness(
         num_samples: number of antithetic pairs $m \ge 1$.
         magnitude_offset: $\epsilon \ge 0$ for the magnitude-aware perturbation;
             None (default) for the isotropic one.
-        probe_batch: pairs per chunk, $\ge 1$ (static; default 16).
+        probe_batch: pairs per chunk, $\ge 1$ (static; default from
+            ``DEFAULT_PROBE_MEMORY``).
 
     Returns:
         An ``Estimate`` (standard error from the $m$ independent pairs).
@@ -216,7 +217,8 @@ def pac_bayes_sigma(
         num_bisections: bisection steps (static, $\ge 1$).
         magnitude_offset: $\epsilon \ge 0$ for the magnitude-aware perturbation;
             None (default) for the isotropic one.
-        probe_batch: pairs per chunk, $\ge 1$ (static; default 16).
+        probe_batch: pairs per chunk, $\ge 1$ (static; default from
+            ``DEFAULT_PROBE_MEMORY``).
 
     Returns:
         A ``PerturbationScale``.
@@ -333,7 +335,8 @@ def parameter_perturbation_ratio(
         max_sigma: the upper end of the search, $> 0$.
         num_bisections: bisection steps (static, $\ge 1$).
         init: $w_0$, structured like ``w``; None for $w_0 = 0$.
-        probe_batch: pairs per chunk, $\ge 1$ (static; default 16).
+        probe_batch: pairs per chunk, $\ge 1$ (static; default from
+            ``DEFAULT_PROBE_MEMORY``).
 
     Returns:
         A ``PerturbationRatio``.
@@ -453,7 +456,7 @@ def pac_bayes_init_bound(
         max_sigma: the upper end of the search, $> 0$.
         num_bisections: bisection steps (static, $\ge 1$).
         magnitude_offset: as in ``pac_bayes_sigma``.
-        probe_batch: pairs per chunk (static; default 16).
+        probe_batch: pairs per chunk (static; default from ``DEFAULT_PROBE_MEMORY``).
 
     Returns:
         An ``InitPACBayesBound``.

@@ -49,7 +49,7 @@ def relative_flatness(
         key: PRNG key, needed when ``num_probes`` is given.
         num_probes: None for the exact value, or the number of Hutchinson probes
             $\ge 1$.
-        probe_batch: products per chunk (static; default 16).
+        probe_batch: products per chunk (static; default from ``DEFAULT_PROBE_MEMORY``).
 
     Returns:
         An ``Estimate`` (``stderr`` 0 for the exact value).
@@ -84,7 +84,7 @@ def relative_flatness(
     else:
         check_key(call, key)
         count = check_int(call, "num_probes", num_probes, 1)
-    probe_batch = resolve_probe_batch(call, probe_batch, count)
+    probe_batch = resolve_probe_batch(call, probe_batch, count, weight)
     return _relative_flatness(loss_fn, w, where, key, num_probes, probe_batch)
 
 

@@ -30,12 +30,9 @@ from ..measures import (
     expected_sharpness,
     fisher_rao_norm,
     gradient_variance,
-    hessian_eigenvalues,
-    hessian_trace,
     keskar_sharpness,
     pac_bayes_init_bound,
     pac_bayes_sigma,
-    relative_flatness,
     saer_gap,
 )
 from ..optim import AscentMaximizer, FunctionMaximizer, QuadraticMaximizer
@@ -72,20 +69,56 @@ MEASURES = (
 )
 
 
-def _row(params):
-    return params["w"]
+#: The measures of ``--quick``: closed forms and plain Monte Carlo averages, whose
+#: compiled programs are small; the searches (ascent, bisection) run in ``full``.
+QUICK_MEASURES = (
+    "top_eigenvalue",
+    "hessian_trace",
+    "expected_sharpness",
+    "adaptive_average",
+    "distance_from_init",
+    "parameter_norm",
+    "fisher_rao_norm",
+    "gradient_variance",
+    "relative_flatness",
+)
 
 
-def measure_point(problem, S, w, key) -> dict[str, jax.Array]:
-    """Every applicable measure of ``F_S`` at the flat iterate ``w`` (jit/vmap-able)."""
+def measure_point(problem, S, w, key, complete: bool = True) -> dict[str, jax.Array]:
+    r"""The measures of ``F_S`` at the flat iterate ``w`` (jit/vmap-able).
+
+    The problems here are small (d <= a few hundred), so the curvature measures are
+    exact, from the dense Hessian: its top eigenvalue, its trace, and relative
+    flatness, which for $w$ read as the single row of a linear layer is
+    $\|w\|^2\,\mathrm{tr}H$ (Petzka et al. 2021). ``complete=False`` computes
+    ``QUICK_MEASURES`` only.
+    """
     keys = jax.random.split(key, 10)
-    d = w.shape[0]
     w1 = problem.initial_point()
 
     def loss(v):
         return problem.empirical_risk(v, S)
 
     example = problem.loss
+    eigenvalues = jnp.linalg.eigvalsh(jax.hessian(loss)(w))
+    trace = jnp.sum(eigenvalues)
+    out = {
+        "top_eigenvalue": eigenvalues[-1],
+        "hessian_trace": trace,
+        "expected_sharpness": expected_sharpness(
+            loss, w, SIGMA, key=keys[4], num_samples=16
+        ).value,
+        "adaptive_average": average_adaptive_sharpness(
+            loss, w, RHO, key=keys[6], eta=ETA, num_samples=16
+        ).value,
+        "distance_from_init": jnp.linalg.norm(w - w1),
+        "parameter_norm": jnp.linalg.norm(w),
+        "fisher_rao_norm": fisher_rao_norm(example, w, S),
+        "gradient_variance": gradient_variance(example, w, S),
+        "relative_flatness": jnp.sum(jnp.square(w)) * trace,
+    }
+    if not complete:
+        return out
     resolution = MAX_SIGMA / 2**NUM_BISECTIONS
     mag = pac_bayes_sigma(
         loss,
@@ -107,46 +140,28 @@ def measure_point(problem, S, w, key) -> dict[str, jax.Array]:
         num_bisections=NUM_BISECTIONS,
     )
     ascent = AscentMaximizer(loss, keys[2], num_restarts=2, num_steps=20)
-    return {
-        "top_eigenvalue": hessian_eigenvalues(
-            loss, w, 1, key=keys[0], num_iterations=min(d, 16)
-        ).values[0],
-        "hessian_trace": hessian_trace(
-            loss, w, key=keys[1], num_probes=24, estimator="hutch++"
-        ).value,
-        "saer_gap": saer_gap(loss, w, RADIUS, ascent).value,
-        "keskar_sharpness": keskar_sharpness(
-            loss, w, EPSILON, key=keys[3], num_restarts=2, num_steps=20
-        ).value,
-        "expected_sharpness": expected_sharpness(
-            loss, w, SIGMA, key=keys[4], num_samples=16
-        ).value,
-        "adaptive_worst": adaptive_sharpness(
-            loss, w, RHO, key=keys[5], eta=ETA, num_restarts=2, num_steps=20
-        ).value,
-        "adaptive_average": average_adaptive_sharpness(
-            loss, w, RHO, key=keys[6], eta=ETA, num_samples=16
-        ).value,
-        # 1/sigma'^2 (Jiang's pacbayes.mag.flatness); sigma' = 0 (no scale passed)
-        # is clipped to the bisection's resolution so the measure stays finite.
-        "pac_bayes_mag_flatness": 1.0 / jnp.maximum(mag.value, resolution) ** 2,
-        "pac_bayes_init": jnp.where(
-            init.sigma.value > 0,
-            init.value,
-            init.distance**2 / (4 * resolution**2)
-            + jnp.log(problem.n / resolution)
-            + 10.0,
-        ),
-        "distance_from_init": init.distance,
-        "parameter_norm": jnp.linalg.norm(w),
-        "fisher_rao_norm": fisher_rao_norm(example, w, S),
-        "gradient_variance": gradient_variance(example, w, S),
-        # w as the single row of a linear layer: ||w||^2 tr(H), Petzka et al.'s
-        # relative flatness of a linear predictor.
-        "relative_flatness": relative_flatness(
-            lambda p: loss(p["w"][0]), {"w": w[None]}, _row, key=keys[9], num_probes=16
-        ).value,
-    }
+    out.update(
+        {
+            "saer_gap": saer_gap(loss, w, RADIUS, ascent).value,
+            "keskar_sharpness": keskar_sharpness(
+                loss, w, EPSILON, key=keys[3], num_restarts=2, num_steps=20
+            ).value,
+            "adaptive_worst": adaptive_sharpness(
+                loss, w, RHO, key=keys[5], eta=ETA, num_restarts=2, num_steps=20
+            ).value,
+            # 1/sigma'^2 (Jiang's pacbayes.mag.flatness); sigma' = 0 (no scale
+            # passed) is clipped to the bisection's resolution to stay finite.
+            "pac_bayes_mag_flatness": 1.0 / jnp.maximum(mag.value, resolution) ** 2,
+            "pac_bayes_init": jnp.where(
+                init.sigma.value > 0,
+                init.value,
+                init.distance**2 / (4 * resolution**2)
+                + jnp.log(problem.n / resolution)
+                + 10.0,
+            ),
+        }
+    )
+    return out
 
 
 # ---------------------------------------------------------------- the sweeps
@@ -164,6 +179,10 @@ def _cases(settings: Settings) -> list[dict]:
     trap = {"n": [n_trap], "T": [steps], "rho": [0.1], "learning_rate": learning_rates}
     sam_trap = {"n": [n_trap], "T": [steps], "learning_rate": learning_rates}
     least = {"d": [8], "n": [16], "learning_rate": ls_rates}
+    sam_cases = [
+        dict(problem="SAMTrap", optimizer="gd", grid={**sam_trap, "radius": radii}),
+        dict(problem="SAMTrap", optimizer="sam", grid={**sam_trap, "radius": radii}),
+    ]
     return [
         dict(problem="SAGDTrap", optimizer="gd", grid=trap, maximizer=None),
         dict(
@@ -172,8 +191,7 @@ def _cases(settings: Settings) -> list[dict]:
             grid={**trap, "radius": radii},
             maximizer="adversarial",
         ),
-        dict(problem="SAMTrap", optimizer="gd", grid={**sam_trap, "radius": radii}),
-        dict(problem="SAMTrap", optimizer="sam", grid={**sam_trap, "radius": radii}),
+        *([] if settings.quick else sam_cases),
         dict(problem="LeastSquares", optimizer="gd", grid=least, steps=2 * steps),
         dict(
             problem="LeastSquares",
@@ -267,7 +285,7 @@ def _static(case: dict) -> dict:
     return {k: case["grid"][k][0] for k in ("n", "T", "d") if k in case["grid"]}
 
 
-def _measure_all(case: dict, arguments, training_sets, iterates, keys):
+def _measure_all(case: dict, complete: bool, arguments, training_sets, iterates, keys):
     """Every measure (and F_S) at each iterate: one compiled program per problem."""
     static = _static(case)
     names = PROBLEM_ARGUMENTS[case["problem"]]
@@ -278,7 +296,7 @@ def _measure_all(case: dict, arguments, training_sets, iterates, keys):
             problem = _build(
                 case["problem"], static, dict(zip(names, argument, strict=True))
             )
-            out = measure_point(problem, S, w, key)
+            out = measure_point(problem, S, w, key, complete)
             out["empirical_risk"] = problem.empirical_risk(w, S)
             return out
 
@@ -304,13 +322,16 @@ def kendall_tau(x, y) -> float:
 def granulated_tau(table, measure: str, axes: list[str]) -> dict[str, float]:
     """Jiang et al.'s granulated Kendall coefficient, one value per axis.
 
-    For each axis, the models are grouped by every other column of ``axes`` (and
-    the training set); the tau between the measure and the risk within each group
-    (only that axis varies) is averaged over groups with at least two values.
+    For each axis, the models are grouped by every other column of ``axes``, the
+    optimizer and the seed index; the tau between the measure and the risk within
+    each group (only that axis varies) is averaged over groups with at least two
+    values. The sweep draws one training set per run, so models of one group share
+    the seed index, not the training set.
     """
     out = {}
     for axis in axes:
         others = [c for c in axes if c != axis] + ["seed_index"]
+        others += [c for c in ("optimizer",) if c in table and c not in axes]
         taus = [
             kendall_tau(group[measure], group["population_risk"])
             for _, group in table.groupby(others, dropna=False)
@@ -348,29 +369,37 @@ def _theorem1_pair(settings: Settings) -> tuple[list[Check], dict]:
     n, rho = 4, 0.25
     seeds = min(settings.seeds, 16 if settings.quick else 256)
 
+    complete = not settings.quick
+
     @jax.jit
     def pair(keys):
         def one(key):
             problem = FlatERM(n=n, rho=rho)
             S = problem.sample_conditioned(key)
-            out = {}
-            for label, w in (
-                ("flat", problem.flat_erm(S)),
-                ("sharp", problem.sharp_erm()),
-            ):
-                measures = measure_point(problem, S, w, jax.random.fold_in(key, 1))
+            shift = jnp.zeros(problem.d).at[-1].set(RADIUS)
+
+            def at(w):
+                measures = measure_point(
+                    problem, S, w, jax.random.fold_in(key, 1), complete
+                )
                 measures["population_risk"] = problem.population_risk(w).value
                 measures["saer_gap_exact"] = problem.empirical_risk(
-                    w + jnp.zeros(problem.d).at[-1].set(RADIUS), S
+                    w + shift, S
                 ) - problem.empirical_risk(w, S)
-                out[label] = measures
-            return out
+                return measures
+
+            points = jnp.stack([problem.flat_erm(S), problem.sharp_erm()])
+            return jax.vmap(at)(points)
 
         return jax.vmap(one)(keys)
 
     out = jax.tree_util.tree_map(
         np.asarray, pair(jax.random.split(jax.random.key(14), seeds))
     )
+    out = {
+        "flat": {k: v[:, 0] for k, v in out.items()},
+        "sharp": {k: v[:, 1] for k, v in out.items()},
+    }
     flat, sharp = out["flat"], out["sharp"]
     checks = [
         Check(
@@ -391,7 +420,7 @@ def _theorem1_pair(settings: Settings) -> tuple[list[Check], dict]:
         ),
     ]
     table = {}
-    for measure in MEASURES:
+    for measure in MEASURES if complete else QUICK_MEASURES:
         wrong = float(np.mean(flat[measure] < sharp[measure]))
         tied = float(np.mean(flat[measure] == sharp[measure]))
         table[measure] = {"flat_lower": wrong, "tied": tied}
@@ -414,6 +443,8 @@ def measures_predict(settings: Settings) -> Experiment:
     import pandas as pd
 
     seeds = min(settings.seeds, 3 if settings.quick else 32)
+    complete = not settings.quick
+    names_used = MEASURES if complete else QUICK_MEASURES
     checks, table_rows = _theorem1_pair(settings)
     frames, mismatch = [], 0.0
     cases = _cases(settings)
@@ -447,11 +478,12 @@ def measures_predict(settings: Settings) -> Experiment:
                 parts.append((frame, rebuilt["S"], rebuilt[label]))
         frame = pd.concat([f for f, _, _ in parts], ignore_index=True)
         names = PROBLEM_ARGUMENTS[problem_name]
-        arguments = np.stack(
-            [frame[f"argument_{n}"].to_numpy() for n in names], axis=1
-        ).reshape(len(frame), len(names))
+        arguments = np.zeros((len(frame), len(names)))
+        for column, name in enumerate(names):
+            arguments[:, column] = frame[f"argument_{name}"].to_numpy()
         measured = _measure_all(
             next(c for c in cases if c["problem"] == problem_name),
+            complete,
             jnp.asarray(arguments),
             jnp.asarray(np.concatenate([S for _, S, _ in parts])),
             jnp.asarray(np.concatenate([w for _, _, w in parts])),
@@ -461,7 +493,7 @@ def measures_predict(settings: Settings) -> Experiment:
         scale = np.maximum(np.abs(recorded), 1e-300)
         difference = np.abs(measured["empirical_risk"] - recorded) / scale
         mismatch = max(mismatch, float(np.max(difference)))
-        for measure in MEASURES:
+        for measure in names_used:
             frame[measure] = measured[measure]
         frame["problem"] = problem_name
         frames.append(frame)
@@ -480,7 +512,7 @@ def measures_predict(settings: Settings) -> Experiment:
     finite = table[~table.nonfinite]
     rows = []
     for problem, part in finite.groupby("problem", sort=False):
-        for measure in MEASURES:
+        for measure in names_used:
             overall = kendall_tau(part[measure], part.population_risk)
             granulated = granulated_tau(
                 part, measure, ["learning_rate", "radius", "iterate"]
@@ -517,18 +549,18 @@ def measures_predict(settings: Settings) -> Experiment:
     def draw(ax):
         problems = list(correlations.problem.unique())
         width = 0.8 / len(problems)
-        positions = np.arange(len(MEASURES))
+        positions = np.arange(len(names_used))
         for j, problem in enumerate(problems):
             part = correlations[correlations.problem == problem].set_index("measure")
             ax.bar(
                 positions + j * width,
-                part.loc[list(MEASURES), "tau"].to_numpy(),
+                part.loc[list(names_used), "tau"].to_numpy(),
                 width,
                 label=problem,
             )
         ax.axhline(0.0, color="k", lw=0.8)
         ax.set_xticks(positions + 0.4 - width / 2)
-        ax.set_xticklabels(MEASURES, rotation=70, ha="right", fontsize=6)
+        ax.set_xticklabels(names_used, rotation=70, ha="right", fontsize=6)
         ax.set_ylabel("Kendall tau with population risk")
         ax.set_title("Which measures predict risk? (> 0: sharper = worse)")
 
