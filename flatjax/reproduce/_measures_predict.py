@@ -517,7 +517,8 @@ def measures_predict(settings: Settings) -> Experiment:
             granulated = granulated_tau(
                 part, measure, ["learning_rate", "radius", "iterate"]
             )
-            psi = np.nanmean(list(granulated.values()))
+            finite_taus = [v for v in granulated.values() if not math.isnan(v)]
+            psi = float(np.mean(finite_taus)) if finite_taus else math.nan
             per_optimizer = {
                 optimizer: kendall_tau(group[measure], group.population_risk)
                 for optimizer, group in part.groupby("optimizer")
@@ -533,14 +534,24 @@ def measures_predict(settings: Settings) -> Experiment:
                     "models": len(part),
                 }
             )
+            if math.isnan(overall):
+                note = (
+                    "report; undefined: the measure or the risk is constant over "
+                    f"these models (measure range {np.ptp(part[measure]):.3g}, risk "
+                    f"range {np.ptp(part.population_risk):.3g})"
+                )
+            else:
+                note = (
+                    f"report; granulated Psi = {psi:.3f} ("
+                    + ", ".join(f"{k} {v:.2f}" for k, v in granulated.items())
+                    + ")"
+                )
             checks.append(
                 report_check(
                     f"Kendall tau({measure}, F), {problem}",
                     overall,
                     _null_half_width(len(part)),
-                    f"report; granulated Psi = {psi:.3f} ("
-                    + ", ".join(f"{k} {v:.2f}" for k, v in granulated.items())
-                    + ")",
+                    note,
                 )
             )
     correlations = pd.DataFrame(rows)
