@@ -78,4 +78,6 @@ def test_measures_at_theorem1_pair_have_the_theorem_signs():
     assert float(flat["top_eigenvalue"]) == pytest.approx(0.0, abs=1e-12)
     assert float(flat["saer_gap"]) == 0.0
     assert float(sharp["saer_gap"]) > 0.0
-    assert float(sharp["top_eigenvalue"]) > 0.5
+    # rho e_d is on the kink of [sqrt(s) - rho]_+^2 / 2 (one-sided curvature 1
+    # outward, 0 inward); autodiff returns a value in between, positive.
+    assert float(sharp["top_eigenvalue"]) > 0.0
