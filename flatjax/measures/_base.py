@@ -1,4 +1,4 @@
-"""Shared machinery of the measures: flat loss views, estimates, argument checks."""
+"""Shared machinery of the measures: flat loss views, estimates, probe chunks."""
 
 from __future__ import annotations
 
@@ -7,8 +7,19 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
-from jaxtyping import Array, Float, PyTree
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+
+from .._checks import check_int
+
+#: Bytes the default chunk of probes may hold (256 MiB). Without ``probe_batch``, a
+#: stochastic estimator evaluates ``DEFAULT_PROBE_MEMORY // (8 * d * itemsize)``
+#: probes at once (at least 1, at most 64 and ``num_probes``): a Hessian-vector
+#: product of a ``jax.flatten_util`` vector keeps about 8 parameter-sized vectors
+#: (7 measured by XLA's memory analysis on a 1.1M-parameter MLP, see
+#: ``benchmarks/bench_measures.py``).
+DEFAULT_PROBE_MEMORY = 2**28
 
 
 def flatten_loss(
@@ -98,3 +109,47 @@ def mean_and_stderr(samples: Float[Array, " m"]) -> tuple[Array, Array]:
     if m < 2:
         return mean, jnp.full_like(mean, jnp.nan)
     return mean, jnp.std(samples, ddof=1) / jnp.sqrt(m)
+
+
+def resolve_probe_batch(
+    call: str, probe_batch: int | None, num_probes: int, w: PyTree
+) -> int:
+    """The chunk size: ``probe_batch`` checked, or chosen from the memory budget.
+
+    The default keeps about ``DEFAULT_PROBE_MEMORY`` bytes of probe-sized vectors
+    (8 per probe) for the parameters ``w``; it is capped at 64 and ``num_probes``.
+    """
+    if probe_batch is None:
+        leaves = jax.tree_util.tree_leaves(w)
+        size = sum(int(np.size(leaf)) for leaf in leaves)
+        itemsize = max((jnp.asarray(leaf).dtype.itemsize for leaf in leaves), default=8)
+        probe_batch = max(1, min(64, DEFAULT_PROBE_MEMORY // (8 * size * itemsize)))
+    probe_batch = check_int(call, "probe_batch", probe_batch, 1)
+    return min(probe_batch, num_probes)
+
+
+def map_probes(
+    sample_fn: Callable[[PRNGKeyArray], PyTree],
+    key: PRNGKeyArray,
+    num_probes: int,
+    probe_batch: int,
+) -> PyTree:
+    r"""``sample_fn(fold_in(key, i))`` for $i < $ ``num_probes``, in chunks.
+
+    Probe $i$ draws from its own key ``jax.random.fold_in(key, i)``, so the result
+    does not depend on the chunking. ``jax.lax.map(..., batch_size=probe_batch)``
+    evaluates ``probe_batch`` probes at once (a ``vmap``) and the chunks one after
+    another (a ``scan``): the program is compiled once for the chunk's shape, and
+    its working memory is that of ``probe_batch`` probes, not ``num_probes``.
+
+    Returns:
+        The outputs stacked along a leading axis of size ``num_probes``.
+    """
+    indices = jnp.arange(num_probes)
+
+    def one(i):
+        return sample_fn(jax.random.fold_in(key, i))
+
+    if probe_batch >= num_probes:
+        return jax.vmap(one)(indices)
+    return jax.lax.map(one, indices, batch_size=probe_batch)

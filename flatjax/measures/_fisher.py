@@ -131,3 +131,57 @@ def gradient_variance(
     )
     deviations = gradients - jnp.mean(gradients, axis=0, keepdims=True)
     return jnp.mean(jnp.sum(jnp.square(deviations), axis=1))
+
+
+def fisher_rao_norm(
+    example_loss_fn: Callable[[PyTree, PyTree], Float[Array, ""]],
+    w: PyTree,
+    examples: PyTree,
+) -> Float[Array, ""]:
+    r"""Squared Fisher–Rao norm of the parameters over a set of examples.
+
+    $\|w\|_{fr}^2 = \frac1n\sum_i\langle w, \nabla_w\ell(w, z_i)\rangle^2$.
+    The empirical version of Liang, Poggio, Rakhlin & Stokes (2019), Definition 2
+    (with the loss's gradient, their eq. (3.2)), over the ``examples``. Each inner
+    product is one forward-mode directional derivative of $\ell$ along $w$
+    (``jax.jvp``), so no gradient is stored. For a bias-free ReLU network with $L$
+    hidden layers, $f_w$ is homogeneous of degree $L+1$ in $w$ and
+    $\langle w,\nabla_w\ell\rangle = (L+1)\langle\partial\ell/\partial f, f_w(x)\rangle$
+    (Liang et al., Lemma 2.1), so the norm is unchanged when a layer is multiplied by
+    $\alpha$ and the next by $1/\alpha$.
+
+    Args:
+        example_loss_fn: $\ell(w, z)$, the loss of one example.
+        w: the parameters.
+        examples: a pytree of arrays whose leading axis indexes the $n \ge 1$
+            examples.
+
+    Returns:
+        The squared Fisher–Rao norm, a scalar.
+
+    Raises:
+        ValueError: as ``empirical_fisher``.
+
+    References:
+        Liang, Poggio, Rakhlin, Stokes (2019), "Fisher-Rao Metric, Geometry, and
+        Complexity of Neural Networks", AISTATS, Definition 2 and Lemma 2.1.
+        Jiang et al. (2020), ICLR (``fisher.rao``).
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> loss = lambda w, z: 0.5 * (jnp.dot(z[:2], w) - z[2]) ** 2
+        >>> examples = jnp.array([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]])
+        >>> w = jnp.array([2.0, 3.0])  # <w, grad> = r * w.x: 2 * 2, 2 * 3
+        >>> float(fisher_rao_norm(loss, w, examples))  # (16 + 36) / 2
+        26.0
+    """
+    call = "fisher_rao_norm"
+    check_examples(call, "examples", examples)
+    first = jax.tree_util.tree_map(lambda leaf: leaf[0], examples)
+    check_scalar_loss(call, "example_loss_fn", example_loss_fn, w, first)
+
+    def directional(z):
+        _, derivative = jax.jvp(lambda p: example_loss_fn(p, z), (w,), (w,))
+        return derivative
+
+    return jnp.mean(jnp.square(jax.vmap(directional)(examples)))

@@ -10,21 +10,29 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal, NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Bool, Float, PRNGKeyArray, PyTree
 
-from flatjax._checks import check_int, check_real
-
-from .._checks import check_key, check_scalar_loss
-from ._base import Estimate, hessian_vector_product, mean_and_stderr
+from .._checks import check_int, check_key, check_real, check_scalar_loss
+from ._base import (
+    Estimate,
+    hessian_vector_product,
+    map_probes,
+    mean_and_stderr,
+    resolve_probe_batch,
+)
 
 
 class HessianEigenvalues(NamedTuple):
-    r"""The top eigenpairs of $\nabla^2 L(w)$ from Lanczos.
+    r"""The top (or bottom) eigenpairs of $\nabla^2 L(w)$ from Lanczos.
 
     Attributes:
-        values: Ritz values $\theta_1 \ge \dots \ge \theta_k$, shape ``(k,)``.
+        values: Ritz values, shape ``(k,)``: $\theta_1 \ge \dots \ge \theta_k$ the
+            largest (``which="largest"``), or $\theta_1 \le \dots \le \theta_k$
+            the smallest, most negative first (``which="smallest"``).
         vectors: the Ritz vectors, structured like $w$ with a leading axis of size
             $k$ (unit global norm each).
         residuals: $\|Hy_j - \theta_j y_j\|$ as estimated by Lanczos, shape
@@ -99,8 +107,9 @@ def hessian_eigenvalues(
     key: PRNGKeyArray,
     num_iterations: int | None = None,
     tol: float = 1e-6,
+    which: Literal["largest", "smallest"] = "largest",
 ) -> HessianEigenvalues:
-    r"""The $k$ largest eigenvalues of $H = \nabla^2 L(w)$ by Lanczos.
+    r"""The $k$ largest (or smallest) eigenvalues of $H = \nabla^2 L(w)$ by Lanczos.
 
     ``num_iterations`` $= m$ steps of the Lanczos process on Hessian-vector products
     from a Gaussian start vector, with full reorthogonalization against every
@@ -109,7 +118,16 @@ def hessian_eigenvalues(
     Hessian-vector products and $O(m^2 d)$ for the reorthogonalization; memory
     $O(md)$. With $m = d$ the Krylov space is the whole space and the result is
     exact up to roundoff. The eigenvalues are those of the Hessian itself, signed
-    (the top ones are the most positive).
+    (the top ones are the most positive). Lanczos converges at both ends of the
+    spectrum, so ``which="smallest"`` reads the bottom Ritz values of the same
+    process: the most negative eigenvalues, the directions of negative curvature
+    (a saddle) that PyHessian finds by running Lanczos on $-H$.
+
+    Every residual is an a-posteriori bound (``HessianEigenvalues.residuals``), and
+    ``converged`` says which Ritz values reached ``tol``. Outside ``jit`` the
+    computation is compiled once per loss function object and shapes
+    (``eqx.filter_jit``): call it again with the same ``loss_fn`` and new parameters
+    without recompiling.
 
     Args:
         loss_fn: $L$, a scalar function of the parameter pytree.
@@ -119,12 +137,15 @@ def hessian_eigenvalues(
         num_iterations: Lanczos steps $m$, $k \le m \le d$ (static). Default
             $\min(d, \max(2k + 10, 30))$.
         tol: relative residual below which an eigenvalue counts as converged.
+        which: ``"largest"`` (descending order) or ``"smallest"`` (ascending, the
+            most negative first); static.
 
     Returns:
-        A ``HessianEigenvalues``, in descending order.
+        A ``HessianEigenvalues``.
 
     Raises:
-        ValueError: on a non-scalar loss, $k < 1$, or $m$ outside $[k, d]$.
+        ValueError: on a non-scalar loss, $k < 1$, $m$ outside $[k, d]$, or an
+            unknown ``which``.
 
     References:
         Lanczos (1950); Golub & Van Loan, "Matrix Computations", §10.1 (full
@@ -139,11 +160,17 @@ def hessian_eigenvalues(
         >>> result = hessian_eigenvalues(loss_fn, jnp.zeros(3), 2, key=key)
         >>> [round(float(x), 10) for x in result.values]
         [5.0, 3.0]
+        >>> saddle = lambda w: 0.5 * jnp.sum(jnp.array([5.0, -2.0, 1.0]) * w**2)
+        >>> bottom = hessian_eigenvalues(
+        ...     saddle, jnp.zeros(3), key=key, which="smallest"
+        ... )
+        >>> round(float(bottom.values[0]), 10)
+        -2.0
     """
     call = "hessian_eigenvalues"
     check_scalar_loss(call, "loss_fn", loss_fn, w)
     check_key(call, key)
-    x0, unravel, hvp = hessian_vector_product(loss_fn, w)
+    x0 = ravel_pytree(w)[0]
     d = x0.shape[0]
     k = check_int(call, "k", k, 1)
     if k > d:
@@ -156,17 +183,42 @@ def hessian_eigenvalues(
             f"`{call}(num_iterations=...)` must be <= d = {d}, got {num_iterations}"
         )
     check_real(call, "tol", tol, lower=0.0)
-    start_key, restart_key = jax.random.split(key)
-    start = jax.random.normal(start_key, (d,), x0.dtype)
-    basis, diagonal, off_diagonal, beta = _lanczos(
-        hvp, start, num_iterations, restart_key
+    if which not in ("largest", "smallest"):
+        raise ValueError(
+            f"`{call}(which=...)` must be 'largest' or 'smallest', got {which!r}"
+        )
+    return _eigenvalues(
+        loss_fn, w, key, k, num_iterations, jnp.asarray(tol, x0.dtype), which
     )
+
+
+def lanczos_tridiagonal(
+    hvp: Callable[[Array], Array], start: Array, num_iterations: int, key
+) -> tuple[Array, Array, Array]:
+    """Lanczos from ``start``: the basis, the tridiagonal matrix, the last beta."""
+    basis, diagonal, off_diagonal, beta = _lanczos(hvp, start, num_iterations, key)
     tridiagonal = (
         jnp.diag(diagonal) + jnp.diag(off_diagonal, 1) + jnp.diag(off_diagonal, -1)
     )
+    return basis, tridiagonal, beta
+
+
+@eqx.filter_jit
+def _eigenvalues(loss_fn, w, key, k, num_iterations, tol, which):
+    x0, unravel, hvp = hessian_vector_product(loss_fn, w)
+    start_key, restart_key = jax.random.split(key)
+    start = jax.random.normal(start_key, x0.shape, x0.dtype)
+    basis, tridiagonal, beta = lanczos_tridiagonal(
+        hvp, start, num_iterations, restart_key
+    )
     ritz_values, ritz_coordinates = jnp.linalg.eigh(tridiagonal)
-    values = ritz_values[::-1][:k]
-    coordinates = ritz_coordinates[:, ::-1][:, :k]
+    if which == "largest":
+        ritz_values_ordered = ritz_values[::-1]
+        ritz_coordinates = ritz_coordinates[:, ::-1]
+    else:
+        ritz_values_ordered = ritz_values
+    values = ritz_values_ordered[:k]
+    coordinates = ritz_coordinates[:, :k]
     residuals = jnp.abs(beta * coordinates[-1])
     vectors = jax.vmap(unravel)(coordinates.T @ basis)
     scale = jnp.max(jnp.abs(ritz_values))
@@ -180,6 +232,7 @@ def hessian_trace(
     key: PRNGKeyArray,
     num_probes: int = 30,
     estimator: Literal["hutchinson", "hutch++"] = "hutchinson",
+    probe_batch: int | None = None,
 ) -> Estimate:
     r"""Stochastic trace of $H = \nabla^2 L(w)$: Hutchinson or Hutch++.
 
@@ -196,6 +249,13 @@ def hessian_trace(
     $O(1/m)$ instead of $O(1/\sqrt m)$ for positive semidefinite $H$). The standard
     error is that of the deflated Hutchinson part, i.e. conditional on the sketch.
 
+    Memory: the probes are drawn and multiplied ``probe_batch`` at a time (a
+    ``vmap`` inside ``jax.lax.map``), so the working memory is that of
+    ``probe_batch`` Hessian-vector products whatever ``num_probes`` is (Hutch++
+    also keeps its $d\times s$ sketch). Probe $i$ has its own key, so the result
+    does not depend on ``probe_batch``. Outside ``jit`` the estimator is compiled
+    once per loss function object and shapes.
+
     Args:
         loss_fn: $L$, a scalar function of the parameter pytree.
         w: the parameters.
@@ -203,6 +263,9 @@ def hessian_trace(
         num_probes: the budget $m$ of Hessian-vector products, $\ge 1$ (Hutch++:
             $\ge 3$).
         estimator: ``"hutchinson"`` or ``"hutch++"`` (static).
+        probe_batch: probes per chunk, $\ge 1$ (static); default: as many as
+            keep 8 parameter-sized vectors each within ``DEFAULT_PROBE_MEMORY``
+            (256 MiB), between 1 and 64, capped at ``num_probes``.
 
     Returns:
         An ``Estimate`` of $\mathrm{tr}\,H$.
@@ -233,21 +296,47 @@ def hessian_trace(
         )
     minimum = 1 if estimator == "hutchinson" else 3
     num_probes = check_int(call, "num_probes", num_probes, minimum)
+    probe_batch = resolve_probe_batch(call, probe_batch, num_probes, w)
+    return _trace(loss_fn, w, key, num_probes, estimator, probe_batch)
+
+
+def _quadratic_form(hvp, probe):
+    return jnp.dot(probe, hvp(probe))
+
+
+@eqx.filter_jit
+def _trace(loss_fn, w, key, num_probes, estimator, probe_batch):
     x0, _, hvp = hessian_vector_product(loss_fn, w)
     d, dtype = x0.shape[0], x0.dtype
     if estimator == "hutchinson":
-        probes = jax.random.rademacher(key, (num_probes, d), dtype)
-        samples = jnp.sum(probes * jax.vmap(hvp)(probes), axis=1)
+
+        def sample(probe_key):
+            return _quadratic_form(hvp, jax.random.rademacher(probe_key, (d,), dtype))
+
+        samples = map_probes(sample, key, num_probes, probe_batch)
         return Estimate(*mean_and_stderr(samples))
     sketch_size = num_probes // 3
     sketch_key, probe_key = jax.random.split(key)
-    sketch = jax.random.rademacher(sketch_key, (sketch_size, d), dtype)
+    batch = min(probe_batch, sketch_size)
+    products = map_probes(
+        lambda k: hvp(jax.random.rademacher(k, (d,), dtype)),
+        sketch_key,
+        sketch_size,
+        batch,
+    )
     # Reduced QR of the (d, s) sketch gives an orthonormal basis of its range.
-    basis, _ = jnp.linalg.qr(jax.vmap(hvp)(sketch).T)
-    exact_part = jnp.sum(basis.T * jax.vmap(hvp)(basis.T))
-    probes = jax.random.rademacher(probe_key, (num_probes - 2 * sketch_size, d), dtype)
-    probes = probes - (probes @ basis) @ basis.T
-    samples = jnp.sum(probes * jax.vmap(hvp)(probes), axis=1)
+    basis, _ = jnp.linalg.qr(products.T)
+    columns = basis.T
+    exact_part = jnp.sum(
+        jax.lax.map(lambda q: _quadratic_form(hvp, q), columns, batch_size=batch)
+    )
+
+    def deflated(k):
+        probe = jax.random.rademacher(k, (d,), dtype)
+        return _quadratic_form(hvp, probe - basis @ (basis.T @ probe))
+
+    remaining = num_probes - 2 * sketch_size
+    samples = map_probes(deflated, probe_key, remaining, min(probe_batch, remaining))
     mean, stderr = mean_and_stderr(samples)
     return Estimate(exact_part + mean, stderr)
 
@@ -274,11 +363,13 @@ def hessian_frobenius_norm(
     *,
     key: PRNGKeyArray,
     num_probes: int = 30,
+    probe_batch: int | None = None,
 ) -> FrobeniusNorm:
     r"""Frobenius norm of $H = \nabla^2L(w)$: $\|H\|_F^2 = \mathbb{E}_u\|Hu\|^2$.
 
     Gaussian probes $u\sim N(0, I)$: $\mathbb{E}\|Hu\|^2 = \mathrm{tr}(H^2) =
-    \|H\|_F^2$, averaged over ``num_probes`` Hessian-vector products. Linear
+    \|H\|_F^2$, averaged over ``num_probes`` Hessian-vector products, evaluated
+    ``probe_batch`` at a time (memory as in ``hessian_trace``). Linear
     stability of SGD at a minimum bounds this quantity (Wu, Wang, Su 2022; Wu & Su
     2023), which is why it is used as a sharpness measure.
 
@@ -287,6 +378,8 @@ def hessian_frobenius_norm(
         w: the parameters.
         key: PRNG key for the probes.
         num_probes: number of Hessian-vector products, $\ge 1$.
+        probe_batch: probes per chunk, $\ge 1$ (static; default from
+            ``DEFAULT_PROBE_MEMORY``).
 
     Returns:
         A ``FrobeniusNorm``.
@@ -313,9 +406,19 @@ def hessian_frobenius_norm(
     check_scalar_loss(call, "loss_fn", loss_fn, w)
     check_key(call, key)
     num_probes = check_int(call, "num_probes", num_probes, 1)
+    probe_batch = resolve_probe_batch(call, probe_batch, num_probes, w)
+    return _frobenius(loss_fn, w, key, num_probes, probe_batch)
+
+
+@eqx.filter_jit
+def _frobenius(loss_fn, w, key, num_probes, probe_batch):
     x0, _, hvp = hessian_vector_product(loss_fn, w)
-    probes = jax.random.normal(key, (num_probes, x0.shape[0]), x0.dtype)
-    samples = jnp.sum(jnp.square(jax.vmap(hvp)(probes)), axis=1)
+
+    def sample(probe_key):
+        probe = jax.random.normal(probe_key, x0.shape, x0.dtype)
+        return jnp.sum(jnp.square(hvp(probe)))
+
+    samples = map_probes(sample, key, num_probes, probe_batch)
     squared, squared_stderr = mean_and_stderr(samples)
     value = jnp.sqrt(jnp.maximum(squared, 0.0))
     stderr = squared_stderr / (2.0 * value)

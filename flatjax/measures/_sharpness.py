@@ -273,10 +273,11 @@ def keskar_sharpness(
     num_restarts: int = 8,
     num_steps: int = 100,
     learning_rate: Float[Array, ""] | float = 0.1,
+    subspace: int | Float[Array, "d p"] | None = None,
 ) -> KeskarSharpness:
-    r"""Keskar et al.'s $\epsilon$-sharpness over the full-space box.
+    r"""Keskar et al.'s $\epsilon$-sharpness over the full-space box or a subspace.
 
-    Metric 2.1 of Keskar et al. (2017) with $A = I$:
+    Metric 2.1 of Keskar et al. (2017) with $A = I$ (``subspace=None``):
 
     $$\zeta(w;\epsilon) = 100\cdot\frac{\max_{v\in C_\epsilon} L(w+v) - L(w)}
     {1 + L(w)},\qquad C_\epsilon = \{v : |v_i| \le \epsilon(|w_i| + 1)\}.$$
@@ -290,6 +291,13 @@ def keskar_sharpness(
     loss the maximum sits at a vertex, which the ascent reaches once the steps add
     up to the box width: for a separable convex quadratic it is exact.
 
+    With ``subspace`` a matrix $A\in\mathbb{R}^{d\times p}$ (or an int $p$: a
+    Gaussian $A$ drawn from ``key``), Keskar et al.'s random-subspace variant:
+    the maximum of $L(w + Ay)$ over the box
+    $|y_i| \le \epsilon(|(A^+w)_i| + 1)$, $A^+$ the pseudo-inverse (for
+    $d \gg p$ the subspace probes sharpness along $p$ random directions instead of
+    the full space). $A = I$ gives the full-space value.
+
     Args:
         loss_fn: $L$, a scalar function of the parameter pytree.
         w: the parameters.
@@ -299,13 +307,16 @@ def keskar_sharpness(
         num_restarts: number of starts, $\ge 1$ (the first is $v = 0$).
         num_steps: ascent steps per start, $\ge 1$.
         learning_rate: initial step as a fraction of each half-width, $> 0$.
+        subspace: None (full space), an int $p \ge 1$ (a random Gaussian
+            $A\in\mathbb{R}^{d\times p}$ drawn from ``key``), or a $(d, p)$ matrix
+            $A$ (static shape).
 
     Returns:
-        A ``KeskarSharpness``.
+        A ``KeskarSharpness``; ``perturbation`` is $Ay$ in the subspace case.
 
     Raises:
         ValueError: on a non-scalar loss, $\epsilon \le 0$, ``learning_rate <= 0``,
-            or counts below 1.
+            counts below 1, or a ``subspace`` matrix without $d$ rows.
 
     References:
         Keskar, Mudigere, Nocedal, Smelyanskiy, Tang (2017), "On Large-Batch
@@ -327,12 +338,72 @@ def keskar_sharpness(
     num_restarts = check_int(call, "num_restarts", num_restarts, 1)
     num_steps = check_int(call, "num_steps", num_steps, 1)
     x0, unravel, flat_loss = flatten_loss(loss_fn, w)
-    half_width = epsilon * (jnp.abs(x0) + 1.0)
+    d = x0.shape[0]
+    if subspace is None:
+        projection = None
+    elif isinstance(subspace, int) and not isinstance(subspace, bool):
+        p = check_int(call, "subspace", subspace, 1)
+        projection = jax.random.normal(jax.random.fold_in(key, 1), (d, p), x0.dtype)
+    else:
+        projection = jnp.asarray(subspace)
+        if projection.ndim != 2 or projection.shape[0] != d:
+            raise ValueError(
+                f"`{call}(subspace=...)` must be an int or a (d, p) matrix with "
+                f"d = {d}, got shape {projection.shape}"
+            )
+    if projection is None:
+        perturbation, maximum = box_ascent(
+            flat_loss,
+            x0,
+            epsilon * (jnp.abs(x0) + 1.0),
+            key,
+            num_restarts,
+            num_steps,
+            learning_rate,
+        )
+    else:
+        # The box in the subspace is centred at the coordinates A^+ w of w.
+        coordinates = jnp.linalg.pinv(projection) @ x0
+        best_y, maximum = box_ascent(
+            lambda y: flat_loss(x0 + projection @ y),
+            jnp.zeros_like(coordinates),
+            epsilon * (jnp.abs(coordinates) + 1.0),
+            key,
+            num_restarts,
+            num_steps,
+            learning_rate,
+        )
+        perturbation = projection @ best_y
+    loss = flat_loss(x0)
+    value = 100.0 * (maximum - loss) / (1.0 + loss)
+    return KeskarSharpness(value, maximum, unravel(perturbation), "lower_bound")
+
+
+def box_ascent(
+    flat_loss: Callable[[Array], Array],
+    x0: Float[Array, " d"],
+    half_width: Float[Array, " d"],
+    key: PRNGKeyArray,
+    num_restarts: int,
+    num_steps: int,
+    learning_rate,
+) -> tuple[Array, Array]:
+    r"""$\max_{|v_i|\le b_i} L(x_0 + v)$ by projected sign-gradient ascent.
+
+    Steps of a fraction of each half-width $b_i$, the fraction decaying linearly
+    from ``learning_rate`` to 0, from $v = 0$ and ``num_restarts - 1`` uniform
+    points of the box. Every iterate is feasible, so the best value seen (at least
+    $L(x_0)$) is a lower bound on the maximum.
+
+    Returns:
+        ``(v, maximum)``: the best perturbation found and its loss.
+    """
+    d = x0.shape[0]
     value_and_grad = jax.value_and_grad(flat_loss)
     uniform = jax.random.uniform(
-        key, (num_restarts - 1, x0.shape[0]), x0.dtype, minval=-1.0, maxval=1.0
+        key, (num_restarts - 1, d), x0.dtype, minval=-1.0, maxval=1.0
     )
-    starts = jnp.concatenate([jnp.zeros((1, x0.shape[0]), x0.dtype), uniform])
+    starts = jnp.concatenate([jnp.zeros((1, d), x0.dtype), uniform])
     starts = starts * half_width[None, :]
 
     def ascend(start):
@@ -356,7 +427,4 @@ def keskar_sharpness(
 
     perturbations, maxima = jax.vmap(ascend)(starts)
     best = jnp.argmax(maxima)
-    maximum = maxima[best]
-    loss = flat_loss(x0)
-    value = 100.0 * (maximum - loss) / (1.0 + loss)
-    return KeskarSharpness(value, maximum, unravel(perturbations[best]), "lower_bound")
+    return perturbations[best], maxima[best]

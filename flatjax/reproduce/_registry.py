@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from ._measures_predict import measures_predict
 from ._theorem1 import theorem1
 from ._theorem3 import theorem3
 from ._theorem6 import theorem6
@@ -20,6 +21,7 @@ EXPERIMENTS: dict[str, Callable[[Settings], Experiment]] = {
     "theorem6": theorem6,
     "theorem7": theorem7,
     "upper_bounds": upper_bounds,
+    "measures_predict": measures_predict,
 }
 
 

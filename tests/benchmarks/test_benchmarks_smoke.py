@@ -161,3 +161,30 @@ def test_gpu_check_smoke(tmp_path):
     }
     assert risks[0.6] > risks[0.1]
     assert all(t["passed"] for t in payload["targets"])
+
+
+def test_bench_measures_smoke(tmp_path):
+    payload = run_smoke("bench_measures", tmp_path)
+    check_environment(payload, "bench_measures")
+    sizes = payload["sizes"]
+    assert sizes["parameters"] > 0 and sizes["num_probes"] >= sizes["probe_batch"]
+    # The product is a Hessian-vector product (smooth tanh net: a central finite
+    # difference of gradients agrees to O(h^2) + roundoff), and a vmapped chunk
+    # computes the same products as one at a time.
+    assert payload["agreement"]["hvp_vs_finite_difference_relative"] < 1e-5
+    assert payload["agreement"]["chunk_vs_single_relative"] < 1e-12
+    for name in ("gradient", "hvp", "hvp_chunk"):
+        assert positive(payload["throughput"][name]["median_s"]), name
+    memory = payload["memory"]
+    for program in ("gradient", "trace_chunked", "trace_one_at_a_time"):
+        assert positive(memory[program]["total_bytes"]), program
+    # Chunking bounds the working memory: one probe at a time needs less than a
+    # chunk, which needs less than every probe at once.
+    assert (
+        memory["trace_one_at_a_time"]["temp_bytes"]
+        < memory["trace_chunked"]["temp_bytes"]
+        <= memory["trace_all_at_once"]["temp_bytes"]
+    )
+    assert payload["recompilation"]["recompiled"] is False
+    names = [t["target"] for t in payload["targets"]]
+    assert any("HVP" in n for n in names) and any("second call" in n for n in names)
