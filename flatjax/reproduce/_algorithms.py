@@ -1,4 +1,4 @@
-"""``flatjax reproduce``, experiment ``algorithms``: which algorithm ends where.
+r"""``flatjax reproduce``, experiment ``algorithms``: which algorithm ends where.
 
 GD, SAM and SA-GD on each construction of the paper (and the benign least squares),
 one table: empirical risk, flatness (SAER gap $F_S^r(\widehat w)-F_S(\widehat w)$,

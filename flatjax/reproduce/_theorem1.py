@@ -1,4 +1,4 @@
-"""``flatjax reproduce``, experiment ``theorem1`` (Theorem 1, Appendix A).
+r"""``flatjax reproduce``, experiment ``theorem1`` (Theorem 1, Appendix A).
 
 The flat ERM $e_I$ minimizes the sharpness-aware empirical risk (SAER) for every
 radius, yet has population risk $\frac14(1-\rho)^2$; the sharp ERM $\rho e_d$ has
@@ -51,13 +51,13 @@ def theorem1(settings: Settings) -> Experiment:
                 problem = FlatERM(n=n, rho=rho)
                 S = problem.sample_conditioned(key)
                 flat, sharp = problem.flat_erm(S), problem.sharp_erm()
-                flat_bracket = jax.vmap(lambda r: _saer_bracket(problem, flat, S, r))(
+                flat_bracket = jax.vmap(lambda x: _saer_bracket(problem, flat, S, x))(
                     radii
                 )
-                sharp_bracket = jax.vmap(lambda r: _saer_bracket(problem, sharp, S, r))(
+                sharp_bracket = jax.vmap(lambda x: _saer_bracket(problem, sharp, S, x))(
                     radii
                 )
-                claimed = jax.vmap(lambda r: problem.saer_minimizer(S, r)[1])(radii)
+                claimed = jax.vmap(lambda x: problem.saer_minimizer(S, x)[1])(radii)
                 return {
                     "flat_risk": problem.population_risk(flat).value,
                     "sharp_risk": problem.population_risk(sharp).value,
@@ -118,7 +118,7 @@ def theorem1(settings: Settings) -> Experiment:
                     "exact",
                     deviation,
                     "0 for every r in "
-                    + ", ".join(f"{r:g}" for r in RADII)
+                    + ", ".join(f"{radius:g}" for radius in RADII)
                     + " (min F_S^r = [r-rho]_+^2/2)",
                     np.all(deviation <= TOLERANCE) and np.all(claimed <= TOLERANCE),
                     f"certified bracket of F_S^r(e_I) within {TOLERANCE:g} of the "
@@ -146,8 +146,8 @@ def theorem1(settings: Settings) -> Experiment:
             )
         p = FlatERM(n=n).good_event_probability
         draws = jax.random.split(jax.random.key(11), settings.frequency_draws)
-        problem = FlatERM(n=n)
-        events = jax.jit(jax.vmap(lambda k: problem.good_event(problem.sample(k))))(
+        sampler = FlatERM(n=n)
+        events = jax.jit(jax.vmap(lambda k, p=sampler: p.good_event(p.sample(k))))(
             draws
         )
         checks.append(
@@ -215,18 +215,27 @@ def theorem1(settings: Settings) -> Experiment:
     def draw(ax):
         grid = np.linspace(0, 0.5, 50)
         ax.plot(grid, 0.25 * (1 - grid) ** 2, "k-", lw=1, label="(1-rho)^2/4 (Thm 1)")
-        for marker, n in zip("osd^", ns, strict=False):
+        # Each n is shifted slightly along x so that no marker hides another.
+        for k, (marker, n) in enumerate(zip("osd^", ns, strict=False)):
             part = table[table.n == n]
+            shift = 0.012 * (k - (len(ns) - 1) / 2)
             ax.plot(
-                part.rho, part.flat_risk, marker, ms=7, mfc="none", label=f"e_I, n={n}"
+                part.rho + shift,
+                part.flat_risk,
+                marker,
+                ms=7,
+                mfc="none",
+                label=f"e_I, n={n}",
             )
-            ax.plot(part.rho, part.sharp_risk, marker, ms=4, label=f"rho e_d, n={n}")
+            ax.plot(
+                part.rho + shift, part.sharp_risk, marker, ms=5, label=f"rho e_d, n={n}"
+            )
 
     figure = save_figure(
         settings,
         "theorem1_flat_vs_sharp",
         draw,
-        xlabel="flatness radius rho",
+        xlabel="flatness radius rho (markers of each n shifted by 0.012)",
         ylabel="population risk F(w)",
         title="Theorem 1: flat ERM e_I (risk (1-rho)^2/4) vs sharp ERM rho e_d (0)",
     )

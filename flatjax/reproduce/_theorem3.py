@@ -1,4 +1,4 @@
-"""``flatjax reproduce``, experiment ``theorem3`` (Theorem 3, Appendix B.2).
+r"""``flatjax reproduce``, experiment ``theorem3`` (Theorem 3, Appendix B.2).
 
 SA-GD with the paper's tie-breaking oracle drifts into a spurious flat minimum:
 every suffix average $\widehat w_\tau$ has $F_S(\widehat w_\tau)=0$, the SAER minimum

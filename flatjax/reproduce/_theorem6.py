@@ -1,4 +1,4 @@
-"""``flatjax reproduce``, experiment ``theorem6`` (Theorem 6, Appendix C.2).
+r"""``flatjax reproduce``, experiment ``theorem6`` (Theorem 6, Appendix C.2).
 
 SAM started at 0 on $f(w)=\frac12\max(0,w)^2$ never moves (zero-gradient rule), so
 its SAER exceeds the minimum by exactly $r^2/2$ for every $r\le\frac12$; SA-GD

@@ -1,4 +1,4 @@
-"""``flatjax reproduce``, experiment ``theorem7`` (Theorem 7, Appendix C.3).
+r"""``flatjax reproduce``, experiment ``theorem7`` (Theorem 7, Appendix C.3).
 
 SAM's normalized ascent turns a trigger of size ~1e-13 into a drift along the unseen
 block, so every suffix average has empirical risk 0 and population risk at least the
@@ -293,7 +293,7 @@ def theorem7(settings: Settings) -> Experiment:
                     f"smallest certificate / certificate at T={steps_list[0]}, {label}",
                     "rate",
                     decay,
-                    "Theta(1): eta^2 r^2 T = 1/4 at every T, so the risk does not decay",
+                    "Theta(1): eta^2 r^2 T = 1/4 at every T: the risk does not decay",
                     decay >= 0.9,
                     ">= 0.9 over the T run",
                 )

@@ -1,4 +1,4 @@
-"""``flatjax reproduce``, experiment ``theorems2_5`` (Theorems 2 and 5, Lemma 1).
+r"""``flatjax reproduce``, experiment ``theorems2_5`` (Theorems 2 and 5, Lemma 1).
 
 SA-GD's average iterate nearly minimizes the SAER (Theorem 2) and SAM's nearly
 minimizes $F_S$ (Theorem 5): both at most $\|w_1-w^\star\|^2/(\eta T)+4\beta
@@ -176,16 +176,15 @@ def theorems2_5(settings: Settings) -> Experiment:
     table = pd.DataFrame(rows)
 
     def draw(ax):
+        bounds_drawn = {}
         for (case, part), marker in zip(table.groupby("case"), "os^D", strict=False):
-            line = ax.plot(part.steps, part.measured, marker + "-", label=case)[0]
-            ax.plot(
-                part.steps,
-                part.bound,
-                marker + ":",
-                color=line.get_color(),
-                mfc="none",
-                label="  its bound",
-            )
+            ax.plot(part.steps, part.measured, marker + "-", label=case)
+            key = tuple(round(b, 12) for b in part.bound)
+            bounds_drawn.setdefault(key, (part.steps, []))[1].append(case.split(":")[0])
+        for style, (key, (steps, cases)) in zip(
+            ("k:", "k--", "k-."), bounds_drawn.items(), strict=False
+        ):
+            ax.plot(steps, key, style, label="bound of " + "; ".join(cases))
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
 

@@ -1,4 +1,4 @@
-"""``flatjax reproduce``, experiment ``upper_bounds`` (Theorems 4 and 8, Lemma 5).
+r"""``flatjax reproduce``, experiment ``upper_bounds`` (Theorems 4 and 8, Lemma 5).
 
 GD, SAM and SA-GD generalize on a benign least-squares problem at $T=n$,
 $\eta=1/(4\beta)$, $r=c/\sqrt n$: the population risk of the average iterate is at
