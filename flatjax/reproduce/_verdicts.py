@@ -171,12 +171,14 @@ def student_t_quantile(samples: int) -> float:
 def mean_ci(values) -> tuple[float, float | None]:
     """Mean and the half-width of its 95% Student-t interval over seeds.
 
-    ``None`` (no interval) for one value, or when every value is identical (a
-    deterministic quantity: an interval of width 0 would claim what one value shows).
+    ``None`` (no interval) for one value, or when every value is the same to a
+    relative 1e-12 (a deterministic quantity up to float64 rounding: an interval
+    of that width would only measure the rounding).
     """
     values = np.asarray(values, dtype=np.float64).reshape(-1)
     mean = float(values.mean())
-    if values.size < 2 or np.all(values == values[0]):
+    scale = float(np.max(np.abs(values))) if values.size else 0.0
+    if values.size < 2 or float(np.ptp(values)) <= 1e-12 * scale:
         return mean, None
     spread = float(values.std(ddof=1))
     return mean, student_t_quantile(values.size) * spread / math.sqrt(values.size)
@@ -344,6 +346,8 @@ def format_value(check: Check) -> str:
         return f"{check.measured:.4f} [{check.low:.4f}, {check.high:.4f}]"
     if check.half_width is None:
         suffix = f" (all {check.samples} equal)" if check.samples > 1 else ""
+        if check.samples > 1 and check.low != check.high:
+            suffix = f" (all {check.samples} equal to 1e-12)"
         return f"{fmt(check.measured, 6)}{suffix}"
     half = check.half_width
     exponent = math.floor(math.log10(half)) if half > 0 else 0
