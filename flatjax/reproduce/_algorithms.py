@@ -254,7 +254,7 @@ def algorithms(settings: Settings) -> Experiment:
                 label=algorithm.upper().replace("_", "-"),
             )
         ax.set_yscale("log")
-        ax.set_ylim(1e-12, 1.0)
+        ax.set_ylim(1e-13, 1.0)
         ax.set_xticks(np.arange(len(cases)))
         ax.set_xticklabels(cases, fontsize=7, rotation=12)
 
@@ -264,7 +264,7 @@ def algorithms(settings: Settings) -> Experiment:
         draw,
         xlabel="construction",
         ylabel="F(avg) (SAMTrap: certificate) + 1e-12",
-        title="Which algorithm ends where (0 is drawn at 1e-12)",
+        title="Which algorithm ends where (a value 0 is drawn as a stub at 1e-12)",
         size=(7.6, 4.0),
     )
     return Experiment(
