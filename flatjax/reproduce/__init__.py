@@ -11,11 +11,11 @@ from ._reproduce import (
 from ._verdicts import KINDS, Check, Experiment, Settings
 
 __all__ = [
+    "Check",
     "EXIT_INSUFFICIENT_SEEDS",
     "EXPERIMENTS",
-    "KINDS",
-    "Check",
     "Experiment",
+    "KINDS",
     "Settings",
     "exit_status",
     "format_experiment",
