@@ -218,6 +218,7 @@ def test_fault_is_killed(fault, monkeypatch, tmp_path):
         assert failed, f"{fault.name!r} survived experiment {name!r}"
 
 
+@pytest.mark.slow  # test_reproduce.py already runs every experiment fault-free (quick)
 @pytest.mark.parametrize(
     "name", sorted({e for f in FAULTS for e in f.experiments} - {"algorithms"})
 )
