@@ -18,7 +18,8 @@ from jaxtyping import Array, ArrayLike, Bool, Float
 
 from flatjax._checks import check_real, is_concrete
 
-#: The constant of Theorem 3 in the corrected reading (paper digest §4.3, §8):
+#: The constant of Theorem 3 in the corrected reading (proof of Theorem 3, Appendix
+#: B.2, whose printed display lost a square):
 #: $\frac14(\frac{1}{2\sqrt2}-\frac13)^2 \approx 1.0221\times10^{-4}$.
 _THEOREM3_CONSTANT = 0.25 * (1.0 / (2.0 * math.sqrt(2.0)) - 1.0 / 3.0) ** 2
 
@@ -90,9 +91,9 @@ def theorem1_flat_erm_excess_risk(
 
     the $\Omega(1)$ of part (iii). This is the exact value, not only a bound: a fresh
     $z$ has $z(I)=1$ with probability $\frac12$ and then $f(e_I,z)=\frac12(1-\rho)^2$,
-    and $F(w^\star)=0$ (paper digest §4.1, §7.2). The sharp ERM $\rho e_d$ has
+    and $F(w^\star)=0$ (proof of Theorem 1, Appendix A). The sharp ERM $\rho e_d$ has
     excess risk 0 (the proof's last line prints $F(\rho e_I)$, a typo for
-    $F(\rho e_d)$; digest §8).
+    $F(\rho e_d)$).
 
     Args:
         rho: the flatness radius $\rho$; the theorem needs $0\le\rho\le\frac12$.
@@ -210,8 +211,8 @@ def theorem2_sagd_saer_bound(
     $$F_S(\widehat w)\le F_S^r(\widehat w)\le
     \frac{\|w_1-w^\star\|^2}{\eta T}+4\beta\max\{r-\rho,0\}^2$$
 
-    (Lemma 1 and Jensen's inequality; paper digest §4.2). With $\eta=1/(4\beta)$ and
-    $r-\rho=O(1/\sqrt T)$ this is $O(\beta/T)$.
+    (Lemma 1 and Jensen's inequality; proof of Theorem 2, Appendix B.1). With
+    $\eta=1/(4\beta)$ and $r-\rho=O(1/\sqrt T)$ this is $O(\beta/T)$.
 
     Args:
         learning_rate: the step size $\eta$, $0<\eta\le 1/(4\beta)$.
@@ -266,7 +267,7 @@ def theorem5_sam_empirical_risk_bound(
 
     The same right-hand side as Theorem 2, but it bounds $F_S$ only, not the SAER.
     The statement cites the SA-GD update equation; the result is for SAM's
-    (paper digest §4.5, §8).
+    (Theorem 5, Appendix C.1).
 
     Args:
         learning_rate: the step size $\eta$, $0<\eta\le 1/(4\beta)$.
@@ -330,10 +331,11 @@ def theorem3_sagd_lower_bound(
     $$F(\widehat w_\tau)-F(w^\star)\ \ge\ \tfrac14\max\Big\{\tfrac{\eta(r-\rho)}{2}
     \sqrt{T/2}-\rho,\ 0\Big\}^2$$
 
-    (paper digest §4.3, "Constant"). The theorem's hypotheses are checked by
+    (the last display of the proof of Theorem 3, Appendix B.2, with its
+    constant corrected). The theorem's hypotheses are checked by
     ``theorem3_hypotheses_hold``, not here; under them this value is at least
     ``theorem3_sagd_lower_bound_rate``. With the convention that $T$ steps give the
-    iterates $w_1,\dots,w_T$ (digest §1), the value is a true lower bound for
+    iterates $w_1,\dots,w_T$ ($T-1$ updates), the value is a true lower bound for
     $T\ge2$ only: at $T=1$ no update happens and the risk is 0.
 
     Args:
@@ -350,8 +352,9 @@ def theorem3_sagd_lower_bound(
             values are not checked.
 
     Examples:
-        The setting of digest §7.3 at $T=64$ ($\eta(r-\rho)\sqrt T=1$), where the
-        exact risk of the best suffix average is 0.0553614:
+        The reference setting of Theorem 3's numeric check at $T=64$
+        ($\eta(r-\rho)\sqrt T=1$), where the exact risk of the best suffix
+        average is 0.0553614:
 
         >>> bound = theorem3_sagd_lower_bound(
         ...     learning_rate=0.25, radius=0.6, rho=0.1, steps=64)
@@ -383,7 +386,8 @@ def theorem3_sagd_lower_bound_rate(
     Corrected reading: the paper's final display prints
     "$\ge\frac{1}{4\cdot100^2}\eta(r-\rho)\sqrt T$", which lost a square; the
     argument gives the squared form with the constant $c$ above, which is at least
-    the paper's $\frac1{4\cdot100^2}=2.5\times10^{-5}$ (paper digest §4.3, §8).
+    the paper's $\frac1{4\cdot100^2}=2.5\times10^{-5}$ (proof of Theorem 3,
+    Appendix B.2).
 
     Args:
         learning_rate: the step size $\eta>0$.
@@ -425,9 +429,9 @@ def theorem3_hypotheses_hold(
     $$\rho<r\Big(1-\frac{3}{3+\eta\sqrt T}\Big)\qquad\text{and}\qquad
     \eta(r-\rho)\le\frac1{\sqrt T},$$
 
-    the first equivalent to $\rho<\eta(r-\rho)\sqrt T/3$ (paper digest §4.3). This
+    the first equivalent to $\rho<\eta(r-\rho)\sqrt T/3$ (Theorem 3). This
     predicate also asks $T\ge2$: with $T$ steps giving the iterates
-    $w_1,\dots,w_T$ (digest §1), $T=1$ makes no update and the risk is 0, below
+    $w_1,\dots,w_T$, $T=1$ makes no update and the risk is 0, below
     any positive bound. The non-strict inequality accepts a relative rounding slack
     of $10^{-12}$, so that $r=\rho+1/(\eta\sqrt T)$ counts as on the boundary.
 
@@ -475,8 +479,8 @@ def theorem6_sam_saer_gap(*, radius: ArrayLike) -> Float[Array, ""]:
     $$F_S^r(\widehat w_\tau)-F_S^r(w^\star)=F_S^r(0)-F_S^r(-\tfrac12)=\tfrac12r^2
     \qquad(0\le r\le\tfrac12),$$
 
-    the $\Omega(r^2)$ of the theorem, exactly (paper digest §4.6, §7.4). The proof's
-    "$f'(w)=w$ for $w\ne0$" should read $w>0$ (digest §8).
+    the $\Omega(r^2)$ of the theorem, exactly (proof of Theorem 6, Appendix C.2).
+    The proof's "$f'(w)=w$ for $w\ne0$" should read $w>0$.
 
     Args:
         radius: the SAM perturbation radius $r$, $0\le r\le\frac12$.
@@ -522,10 +526,11 @@ def theorem7_sam_lower_bound(
     $$F(\widehat w_\tau)-F(w^\star)\ \ge\ \tfrac14\sum_{s=3}^{\lfloor T/2\rfloor}
     \Big(\frac{\eta r}{4}\Big)^2=\frac{(\lfloor T/2\rfloor-2)\,\eta^2r^2}{64}.$$
 
-    This is the paper digest's [INFERRED] safe constant (§4.7, step 4), "roughly
+    This is a safe constant for the last step of the proof of Theorem 7
+    (Appendix C.3), "roughly
     $(T/2-2)\eta^2r^2/64$"; the floor makes it exact for odd $T$. The paper's last
     display, $\|\widehat w_\tau\|^2\ge\frac14\eta^2r^2\cdot\frac T2$, is loose with
-    constants, and its "for $s\ge T/2$" should read $s\le T/2$ (digest §8). The
+    constants, and its "for $s\ge T/2$" should read $s\le T/2$. The
     hypotheses ($\eta r\le 1/(2\sqrt T)$, $n\ge6$, $T\ge6$) are checked by
     ``theorem7_hypotheses_hold``, not here; below $T=6$ the value is clipped at 0.
 
@@ -542,7 +547,7 @@ def theorem7_sam_lower_bound(
             values are not checked.
 
     Examples:
-        The saturated regime of digest §7.5 ($\eta r\sqrt T=\frac12$) at $T=16$:
+        The saturated regime ($\eta r\sqrt T=\frac12$) at $T=16$:
 
         >>> bound = theorem7_sam_lower_bound(
         ...     learning_rate=1 / 24, radius=3.0, steps=16)
@@ -564,7 +569,7 @@ def theorem7_hypotheses_hold(
     r"""Whether Theorem 7 of arXiv 2511.03548 applies to $(\eta, r, T, n)$.
 
     The hypotheses are $\eta r\le\frac1{2\sqrt T}$, $n\ge6$ and $T\ge6$, with
-    $\rho=0$ (paper digest §4.7; Lemma 7 inside the proof states the weaker
+    $\rho=0$ (Theorem 7; Lemma 7 inside the proof states the weaker
     $\eta r\le 1/\sqrt T$, the theorem's condition is used here). The
     non-strict inequality accepts a relative rounding slack of $10^{-12}$.
 
@@ -603,13 +608,16 @@ def theorem7_hypotheses_hold(
 # Stability and population upper bounds: Lemmas 4 and 5, Theorems 4 and 8.
 
 
-def _stability(learning_rate, radius, rho, beta, steps, n):
+def _stability(learning_rate, radius, rho, beta, steps, n, initial_distance):
     excess_radius = _positive_part(jnp.asarray(radius) - rho)
     eta_beta_steps = learning_rate * beta * _real(steps)
     n_squared = jnp.square(_real(n))
+    # Lemma 1 bounds the proof's sum by ||w_1 - w*||^2 / eta, which the proof writes
+    # as 1 / eta: max(1, D^2) keeps the printed constant valid for every D.
+    distance_factor = jnp.maximum(1.0, jnp.square(_real(initial_distance)))
     return (
         24.0 * eta_beta_steps * jnp.square(radius)
-        + 96.0 * eta_beta_steps / n_squared
+        + 96.0 * distance_factor * eta_beta_steps / n_squared
         + 768.0 * jnp.square(eta_beta_steps) * jnp.square(excess_radius) / n_squared
     )
 
@@ -627,7 +635,7 @@ def lemma4_population_risk_bound(
 
     $$\mathbb E\,F(A(S))\le 4\,\mathbb E\,F_S(A(S))+3\beta\epsilon$$
 
-    (Lemma 7 of Schliserman & Koren, COLT 2022; paper digest §5).
+    (Lemma 7 of Schliserman & Koren, COLT 2022; Lemma 4 of the paper).
 
     Args:
         empirical_risk: $\mathbb E\,F_S(A(S))\ge0$ (or an upper bound on it).
@@ -662,6 +670,7 @@ def lemma5_stability_bound(
     beta: ArrayLike,
     steps: ArrayLike,
     n: ArrayLike,
+    initial_distance: ArrayLike,
 ) -> Float[Array, ""]:
     r"""Lemma 5 of arXiv 2511.03548: stability of any perturbed gradient method.
 
@@ -670,12 +679,18 @@ def lemma5_stability_bound(
     losses, the average iterate is $\ell_2$-on-average leave-one-out
     $\epsilon$-stable with the constants printed in the proof:
 
-    $$\epsilon\le 24\eta\beta r^2T+\frac{96\beta\eta T}{n^2}
-    +\frac{768\beta^2\eta^2T^2\max(r-\rho,0)^2}{n^2}$$
+    $$\epsilon\le 24\eta\beta r^2T+\frac{96\max(1,D^2)\,\beta\eta T}{n^2}
+    +\frac{768\beta^2\eta^2T^2\max(r-\rho,0)^2}{n^2},\qquad
+    D=\|w_1-w^\star\| .$$
 
-    (paper digest §5). The first term comes from $\|v_t-v_t^{(i)}\|^2\le4r^2$: the
-    two coupled runs may perturb in unrelated directions. The lemma's
-    $\eta\le1/(2\beta)$ is weaker than the $1/(4\beta)$ of the theorems that use it.
+    The first term comes from $\|v_t-v_t^{(i)}\|^2\le4r^2$: the two coupled runs
+    may perturb in unrelated directions. The initial distance: the proof bounds
+    $\sum_tF_S(w_t+v_t)$ by Lemma 1, whose first term is $D^2/\eta$, and writes it
+    as $1/\eta$, i.e. it assumes $D\le1$ (true in the paper's setting: unit ball,
+    $w_1=0$). For a general $D$ the same proof gives the printed bound with $96$
+    replaced by $96\max(1,D^2)$, which is what is returned; at $D\le1$ it is the
+    paper's bound. The lemma's $\eta\le1/(2\beta)$ is weaker than the
+    $1/(4\beta)$ of the theorems that use it.
 
     Args:
         learning_rate: the step size $\eta$, $0<\eta\le 1/(2\beta)$.
@@ -684,6 +699,7 @@ def lemma5_stability_bound(
         beta: the smoothness constant $\beta>0$.
         steps: the number of iterations $T\ge1$.
         n: the sample size $n\ge1$.
+        initial_distance: $D=\|w_1-w^\star\|\ge0$ (enters as $\max(1,D^2)$).
 
     Returns:
         The bound on $\epsilon_{\mathrm{stab}}$, a 0-d array.
@@ -695,14 +711,21 @@ def lemma5_stability_bound(
 
     Examples:
         >>> bound = lemma5_stability_bound(
-        ...     learning_rate=0.5, radius=0.0, rho=0.0, beta=1.0, steps=10, n=10)
+        ...     learning_rate=0.5, radius=0.0, rho=0.0, beta=1.0, steps=10, n=10,
+        ...     initial_distance=1.0)
         >>> print(f"{float(bound):.4f}")
         4.8000
+        >>> bound = lemma5_stability_bound(
+        ...     learning_rate=0.5, radius=0.0, rho=0.0, beta=1.0, steps=10, n=10,
+        ...     initial_distance=2.0)
+        >>> print(f"{float(bound):.4f}")
+        19.2000
     """
     call = "lemma5_stability_bound"
     _check_optimization(call, learning_rate, radius, rho, beta, steps, factor=2)
     _check_count(call, "n", n, 1)
-    return _stability(learning_rate, radius, rho, beta, steps, n)
+    check_real(call, "initial_distance", initial_distance, lower=0.0)
+    return _stability(learning_rate, radius, rho, beta, steps, n, initial_distance)
 
 
 def _population_bound(call, learning_rate, radius, rho, beta, steps, n, distance):
@@ -710,7 +733,7 @@ def _population_bound(call, learning_rate, radius, rho, beta, steps, n, distance
     _check_count(call, "n", n, 1)
     check_real(call, "initial_distance", distance, lower=0.0)
     empirical = _optimization_bound(learning_rate, radius, rho, beta, steps, distance)
-    stability = _stability(learning_rate, radius, rho, beta, steps, n)
+    stability = _stability(learning_rate, radius, rho, beta, steps, n, distance)
     return 4.0 * empirical + 3.0 * beta * stability
 
 
@@ -726,17 +749,20 @@ def theorem4_sagd_population_bound(
 ) -> Float[Array, ""]:
     r"""Theorem 4 of arXiv 2511.03548: SA-GD's population risk, constants explicit.
 
-    Lemma 4 applied to Theorem 2 and Lemma 5 (paper digest §5, [INFERRED] explicit
+    Lemma 4 applied to Theorem 2 and Lemma 5 (proof of Theorem 4; the explicit
     form of the theorem's $O(\cdot)$), for $\eta\le1/(4\beta)$ and
     $\widehat w=\frac1T\sum_t w_t$:
 
-    $$\mathbb E F(\widehat w)\le\frac{4\|w_1-w^\star\|^2}{\eta T}+16\beta(r-\rho)_+^2
-    +72\eta\beta^2r^2T+\frac{288\beta^2\eta T}{n^2}
-    +\frac{2304\beta^3\eta^2T^2(r-\rho)_+^2}{n^2}.$$
+    $$\mathbb E F(\widehat w)\le\frac{4D^2}{\eta T}+16\beta(r-\rho)_+^2
+    +72\eta\beta^2r^2T+\frac{288\max(1,D^2)\,\beta^2\eta T}{n^2}
+    +\frac{2304\beta^3\eta^2T^2(r-\rho)_+^2}{n^2},\qquad D=\|w_1-w^\star\|.$$
 
-    The corollary $O(\beta/n+\beta r^2n)$ is this bound at $T=n$,
-    $\eta=1/(4\beta)$: $(16\|w_1-w^\star\|^2+72)\beta/n+18\beta r^2n
-    +160\beta(r-\rho)_+^2$. At $r=0$ it is the known GD bound.
+    The optimization term (Theorem 2) carries $D^2$ exactly; the stability term
+    (Lemma 5) carries $\max(1,D^2)$, because Lemma 5's proof replaces $D^2/\eta$ by
+    $1/\eta$ (it assumes $D\le1$); see ``lemma5_stability_bound``. The
+    corollary $O(\beta/n+\beta r^2n)$ is this bound at $T=n$, $\eta=1/(4\beta)$:
+    $(16D^2+72\max(1,D^2))\beta/n+18\beta r^2n+160\beta(r-\rho)_+^2$. At $r=0$
+    it is the known GD bound.
 
     Args:
         learning_rate: the step size $\eta$, $0<\eta\le 1/(4\beta)$.
@@ -745,7 +771,8 @@ def theorem4_sagd_population_bound(
         beta: the smoothness constant $\beta>0$.
         steps: the number of iterations $T\ge1$.
         n: the sample size $n\ge1$.
-        initial_distance: $\|w_1-w^\star\|\ge0$.
+        initial_distance: $D=\|w_1-w^\star\|\ge0$ ($D^2$ in the optimization
+            term, $\max(1,D^2)$ in the stability term).
 
     Returns:
         The bound on $\mathbb E F(\widehat w)$, a 0-d array.
@@ -787,11 +814,13 @@ def theorem8_sam_population_bound(
     r"""Theorem 8 of arXiv 2511.03548: SAM's population risk, constants explicit.
 
     Exactly the bound of Theorem 4 (``theorem4_sagd_population_bound``), with
-    Theorem 5 in place of Theorem 2 (paper digest §5, [INFERRED] explicit form):
+    Theorem 5 in place of Theorem 2 (proof of Theorem 8; explicit constants):
 
-    $$\mathbb E F(\widehat w)\le\frac{4\|w_1-w^\star\|^2}{\eta T}+16\beta(r-\rho)_+^2
-    +72\eta\beta^2r^2T+\frac{288\beta^2\eta T}{n^2}
-    +\frac{2304\beta^3\eta^2T^2(r-\rho)_+^2}{n^2}.$$
+    $$\mathbb E F(\widehat w)\le\frac{4D^2}{\eta T}+16\beta(r-\rho)_+^2
+    +72\eta\beta^2r^2T+\frac{288\max(1,D^2)\,\beta^2\eta T}{n^2}
+    +\frac{2304\beta^3\eta^2T^2(r-\rho)_+^2}{n^2},\qquad D=\|w_1-w^\star\|,$$
+
+    with $\max(1,D^2)$ where Lemma 5's proof assumes $D\le1$.
 
     Args:
         learning_rate: the step size $\eta$, $0<\eta\le 1/(4\beta)$.
@@ -800,7 +829,8 @@ def theorem8_sam_population_bound(
         beta: the smoothness constant $\beta>0$.
         steps: the number of iterations $T\ge1$.
         n: the sample size $n\ge1$.
-        initial_distance: $\|w_1-w^\star\|\ge0$.
+        initial_distance: $D=\|w_1-w^\star\|\ge0$ ($D^2$ in the optimization
+            term, $\max(1,D^2)$ in the stability term).
 
     Returns:
         The bound on $\mathbb E F(\widehat w)$, a 0-d array.

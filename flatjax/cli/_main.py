@@ -366,18 +366,23 @@ def _reproduce(args) -> int:
         only=None if args.only is None else list(dict.fromkeys(args.only)),
         progress=_show_progress(args),
     )
-    checks = [c for e in experiments for c in e.checks]
-    failed = [c for c in checks if not c.passed]
+    from flatjax.reproduce import exit_status, summary
+
     elapsed = time.perf_counter() - start
     print(
-        f"flatjax reproduce: {len(checks) - len(failed)}/{len(checks)} checks passed "
-        f"in {elapsed:.1f} s on {jax.device_count()} {jax.devices()[0].platform} "
-        f"device(s) ({jax.devices()[0].device_kind}); report in {args.out}/report.md"
+        f"flatjax reproduce: {summary(experiments)} in {elapsed:.1f} s on "
+        f"{jax.device_count()} {jax.devices()[0].platform} "
+        f"device(s) ({jax.devices()[0].device_kind}); "
+        f"report in {args.out}/report.md"
     )
     print(_environment_line())
-    for check in failed:
-        print(f"FAIL: {check.quantity}: {check.criterion}")
-    return 1 if failed else 0
+    for experiment in experiments:
+        for check in experiment.checks:
+            if check.status in ("FAIL", "INSUFFICIENT SEEDS"):
+                print(f"{check.status}: {check.quantity}: {check.criterion}")
+    # 0: every verdict passed (or was not informative); 1: a FAIL; 3
+    # (EXIT_INSUFFICIENT_SEEDS): too few --seeds to decide some verdict.
+    return exit_status(experiments)
 
 
 def _add_reproduce_parser(commands) -> None:

@@ -127,9 +127,14 @@ class SAMTrap(AbstractProblem):
     $\delta_1 = \frac{\eta\lambda}{2\sqrt d\max\{1,\eta\}}$,
     $\gamma = \frac{\lambda}{\max\{1,\eta\}(r+\delta_1)}$ are the closed form of the
     paper's circular definitions (digest §4.7). The chain constants $\delta_2..\delta_T$
-    are only proved to exist; ``delta`` defaults to the working schedule $0.03$
-    (digest §7.5 (a)). Convex, 6-smooth, 6-Lipschitz (Theorem 7; Lemma 6 says 7),
-    realizable by $w^\star = -\frac{\lambda}{2} e_d$.
+    are only proved to exist. ``delta`` defaults to ``proof_schedule(n, T)``, a
+    schedule fixed before sampling under which Lemma 8's invariant
+    $-\sigma\le w_t^{(I)}(2)\le0$ holds on every training set of the good event
+    (see ``proof_schedule``); ``delta=0.03`` (the constant schedule (a) of the
+    paper's numeric checks) is a documented alternative that lies outside the
+    proof: with it $w_t^{(I)}(2)$ turns positive at $t=3$. Convex, 6-smooth,
+    6-Lipschitz (Theorem 7; Lemma 6 says 7), realizable by
+    $w^\star = -\frac{\lambda}{2} e_d$.
 
     The constants are about $10^{-13}$ and SAM's first gradient norm as small as
     $10^{-20}$, so the construction exists in float64 only: ``dtype=float32`` is
@@ -146,7 +151,9 @@ class SAMTrap(AbstractProblem):
         learning_rate: SAM's step size $\eta > 0$ (the constants depend on it).
         radius: SAM's perturbation radius $r > 0$; the theorem needs
             $\eta r \le \frac{1}{2\sqrt T}$.
-        delta: $\delta_2..\delta_T \in (0, 1]$, a scalar or an array of length $T-1$.
+        delta: $\delta_2..\delta_T \in (0, 1]$, a scalar or an array of length $T-1$;
+            default ``proof_schedule(n, T)`` (inside Lemma 8's proof). A constant
+            such as 0.03 breaks Lemma 8's invariant (outside the proof).
         dtype: must be float64 (needs ``jax_enable_x64``).
         check_theorem: when false, allow $n, T \ge 2$ and any $\eta r$.
         max_support: exact population risk of the trigger term when at most this many
@@ -171,7 +178,7 @@ class SAMTrap(AbstractProblem):
         T: int,
         learning_rate,
         radius,
-        delta=0.03,
+        delta=None,
         *,
         dtype=jnp.float64,
         check_theorem: bool = True,
@@ -203,6 +210,8 @@ class SAMTrap(AbstractProblem):
                     f"1/(2*sqrt(T)) = {limit:.6g}, got {product:.6g} "
                     "(pass check_theorem=False to build it anyway)"
                 )
+        if delta is None:
+            delta = self.proof_schedule(self.n, self.T)
         delta = jnp.broadcast_to(jnp.asarray(delta, self.dtype), (self.T - 1,))
         if is_concrete(delta):
             values = np.asarray(delta)
@@ -218,6 +227,98 @@ class SAMTrap(AbstractProblem):
         self.lambda_ = self.radius / (4.0 * d * (d - 1))
         self.delta1 = self.learning_rate * self.lambda_ / (2.0 * math.sqrt(d) * scale)
         self.gamma = self.lambda_ / (scale * (self.radius + self.delta1))
+
+    @staticmethod
+    def proof_schedule(n: int, T: int, delta: float = 0.03) -> np.ndarray:
+        r"""A chain schedule $\delta_2..\delta_T$ fixed before sampling (in the proof).
+
+        Lemma 8 of arXiv 2511.03548 (Appendix C.3) needs the invariant
+        $-\sigma\le u_t(2)\le0$ with $\sigma=|w_2^{(I)}(2)|$. SAM's first step
+        (Lemma 7) gives, in closed form, with $\kappa=\frac1{2(d-1)}$ and
+        $v_S=\frac1n\sum_k v_{z_k}$,
+
+        $$\sigma = \eta\,\delta_2\Big(\frac{r\kappa}{\|v_S\|}-\lambda\Big),
+        \qquad \|v_S\|^2 = 1+\sum_i\big(c_i(1+\kappa)-\kappa\big)^2 ,$$
+
+        ($c_i$ the fraction of examples with $z(i)=1$), because the ascent point
+        $r v_S/\|v_S\|$ puts $-r\kappa/\|v_S\|$ on the first coordinate of block
+        $I$ and the $j=2$ link then has slope $\delta_2(r\kappa/\|v_S\|-\lambda)$.
+        On the good event $c_I=0$ and $c_i\le1$, so $\|v_S\|^2\le2^n+\kappa^2$
+        (attained when every other coordinate is 1 in every example) and, with
+        $\lambda=\frac{r}{4d(d-1)}$,
+
+        $$\sigma\ \ge\ \sigma_{\min} = \eta r\,\delta_2\,s,\qquad
+        s=\frac{\kappa}{\sqrt{2^n+\kappa^2}}-\frac1{4d(d-1)} > 0 .$$
+
+        The only step that moves $u(2)$ after the first is the $j=3$ one, which
+        gives $u_3(2)=-\sigma+\eta\delta_3(r\sqrt{1+\delta_3^2}+\delta_3\sigma)$;
+        it stays in $[-\sigma,0]$ for every $\sigma\ge\sigma_{\min}$ iff
+        $\delta_3(\sqrt{1+\delta_3^2}+\delta_3\delta_2 s)\le\delta_2 s$. The
+        schedule takes $\delta_3=\frac12\delta_2 s$ (which satisfies it with room
+        to spare: the left side is about $\frac12\delta_2 s$), and
+        $\delta_j=\delta$ for $j=2$ and $j\ge4$. It depends on $n$ and $T$ only
+        (not on $\eta$, $r$ or $S$), so it defines one loss before sampling. The
+        paper's numeric schedule (b) ($\delta_3=0.01\sigma/(\eta r)$) used $\sigma$
+        of the run on $S$; this one uses its lower bound over the good event.
+
+        Args:
+            n: the sample size $n$.
+            T: the number of iterations $T\ge2$.
+            delta: $\delta_2$ and $\delta_j$ for $j\ge4$.
+
+        Returns:
+            The $T-1$ values $\delta_2..\delta_T$ as a float64 NumPy array.
+
+        Examples:
+            >>> schedule = SAMTrap.proof_schedule(6, 16)
+            >>> float(schedule[0]), f"{schedule[1]:.4e}", float(schedule[2])
+            (0.03, '9.1195e-07', 0.03)
+        """
+        d = 2**n * T + 1
+        kappa = 1.0 / (2.0 * (d - 1))
+        s = kappa / math.sqrt(2**n + kappa**2) - 1.0 / (4.0 * d * (d - 1))
+        schedule = np.full((T - 1,), float(delta))
+        if T >= 3:
+            schedule[1] = 0.5 * float(delta) * s
+        return schedule
+
+    def chain_sigma(self, S: Array) -> Float[Array, ""]:
+        r"""$\sigma=|w_2^{(I)}(2)|$ of SAM from $w_1=0$ on ``S``, in closed form.
+
+        $\sigma=\eta\delta_2(r\kappa/\|v_S\|-\lambda)$ (see ``proof_schedule``).
+        """
+        v_first = jnp.mean(jnp.where(S == 1, 1.0, -self._kappa), axis=0)
+        norm = jnp.sqrt(1.0 + jnp.sum(jnp.square(v_first)))
+        return (
+            self.learning_rate
+            * self.delta[0]
+            * (self.radius * self._kappa / norm - self.lambda_)
+        )
+
+    def sigma_lower_bound(self) -> Float[Array, ""]:
+        r"""$\sigma_{\min}=\eta r\delta_2 s$: $\sigma$'s infimum over the good event.
+
+        See ``proof_schedule``; attained when every coordinate but $I$ is 1 in every
+        example.
+        """
+        d = self.d
+        s = self._kappa / math.sqrt(2**self.n + self._kappa**2) - 1.0 / (
+            4.0 * d * (d - 1)
+        )
+        return self.learning_rate * self.radius * self.delta[0] * s
+
+    def in_proof(self) -> Bool[Array, ""]:
+        r"""Whether $\delta_3$ keeps Lemma 8's invariant on every good-event ``S``.
+
+        The condition $\delta_3(\sqrt{1+\delta_3^2}+\delta_3\delta_2 s)\le
+        \delta_2 s$ of ``proof_schedule`` (true for ``T < 3``: there is no
+        $j=3$ step).
+        """
+        if self.T < 3:
+            return jnp.asarray(True)
+        d3 = self.delta[1]
+        ds = self.sigma_lower_bound() / (self.learning_rate * self.radius)
+        return d3 * (jnp.sqrt(1.0 + d3**2) + d3 * ds) <= ds
 
     @property
     def d(self) -> int:

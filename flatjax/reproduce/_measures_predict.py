@@ -38,7 +38,15 @@ from ..measures import (
 from ..optim import AscentMaximizer, FunctionMaximizer, QuadraticMaximizer
 from ..problems import FlatERM, LeastSquares, SAGDTrap, SAMTrap
 from ..runner import run_fused
-from ._verdicts import Check, Experiment, Settings, run_sweep_runs, save_figure
+from ._verdicts import (
+    REPORT,
+    Check,
+    Experiment,
+    Settings,
+    make_check,
+    run_sweep_runs,
+    save_figure,
+)
 
 #: Probing scales of the measures (one value each, the same for every problem).
 RADIUS = 0.1  # SAER gap radius r
@@ -183,6 +191,15 @@ def _cases(settings: Settings) -> list[dict]:
         dict(problem="SAMTrap", optimizer="gd", grid={**sam_trap, "radius": radii}),
         dict(problem="SAMTrap", optimizer="sam", grid={**sam_trap, "radius": radii}),
     ]
+    if settings.tiny:  # tests and the mutation suite: one sweep of the construction
+        return [
+            dict(
+                problem="SAGDTrap",
+                optimizer="sa_gd",
+                grid={**trap, "radius": radii},
+                maximizer="adversarial",
+            )
+        ]
     return [
         dict(problem="SAGDTrap", optimizer="gd", grid=trap, maximizer=None),
         dict(
@@ -349,15 +366,22 @@ def _null_half_width(count: int) -> float:
     return 1.96 * math.sqrt(2 * (2 * count + 5) / (9 * count * (count - 1)))
 
 
-def report_check(quantity: str, measured: float, half_width: float, theory: str):
-    """An informational row: no theorem gives a criterion, so it always 'passes'."""
+def report_check(
+    quantity: str, measured: float, half_width: float, samples: int, theory: str
+) -> Check:
+    """An informational row (kind ``report``): no theorem gives a criterion."""
+    half = None if math.isnan(half_width) else float(half_width)
     return Check(
         quantity,
+        "report",
         float(measured),
-        float(half_width),
+        half,
+        float(measured),
+        float(measured),
+        int(samples),
         theory,
-        True,
-        "report (informational: no theorem gives a criterion)",
+        "none (informational: no theorem gives a criterion)",
+        REPORT,
     )
 
 
@@ -401,22 +425,26 @@ def _theorem1_pair(settings: Settings) -> tuple[list[Check], dict]:
         "sharp": {k: v[:, 1] for k, v in out.items()},
     }
     flat, sharp = out["flat"], out["sharp"]
+    risk_gap = flat["population_risk"] - sharp["population_risk"]
+    exact_risk_gap = (1 - rho) ** 2 / 4
+    saer_gap = flat["saer_gap_exact"] - sharp["saer_gap_exact"]
+    exact_saer_gap = 0.5 * max(RADIUS - rho, 0.0) ** 2 - 0.5 * RADIUS**2
     checks = [
-        Check(
+        make_check(
             "Thm 1 pair: F(e_I) - F(rho e_d)",
-            float(np.mean(flat["population_risk"] - sharp["population_risk"])),
-            0.0,
-            f"(1-rho)^2/4 = {(1 - rho) ** 2 / 4:.6g} > 0 (Theorem 1)",
-            bool(np.all(flat["population_risk"] > sharp["population_risk"])),
-            "every seed: the flat ERM has the higher risk",
+            "exact",
+            risk_gap,
+            f"(1-rho)^2/4 = {exact_risk_gap:.6g} > 0 (Theorem 1(iii))",
+            np.all(np.abs(risk_gap - exact_risk_gap) <= 1e-12),
+            "every seed within 1e-12: the flat ERM has the higher risk",
         ),
-        Check(
+        make_check(
             f"Thm 1 pair: SAER gap at r={RADIUS}, e_I minus rho e_d",
-            float(np.mean(flat["saer_gap_exact"] - sharp["saer_gap_exact"])),
-            0.0,
-            f"[r-rho]_+^2/2 - r^2/2 = {-0.5 * RADIUS**2:.6g} < 0 (Theorem 1(ii))",
-            bool(np.all(flat["saer_gap_exact"] < sharp["saer_gap_exact"])),
-            "every seed: the paper's sharpness calls the bad ERM flatter",
+            "exact",
+            saer_gap,
+            f"[r-rho]_+^2/2 - r^2/2 = {exact_saer_gap:.6g} < 0 (Theorem 1(i)-(ii))",
+            np.all(np.abs(saer_gap - exact_saer_gap) <= 1e-12),
+            "every seed within 1e-12: the paper's sharpness calls the bad ERM flatter",
         ),
     ]
     table = {}
@@ -428,7 +456,8 @@ def _theorem1_pair(settings: Settings) -> tuple[list[Check], dict]:
             report_check(
                 f"Thm 1 pair: {measure} ranks e_I flatter (fraction of seeds)",
                 wrong,
-                0.0,
+                math.nan,
+                seeds,
                 f"report; ties {tied:.2f}; a predictor of risk would give 0",
             )
         )
@@ -500,10 +529,10 @@ def measures_predict(settings: Settings) -> Experiment:
     table = pd.concat(frames, ignore_index=True)
     checks.insert(
         2,
-        Check(
+        make_check(
             "rebuilt iterates: max relative |F_S - sweep's F_S|",
+            "exact",
             mismatch,
-            0.0,
             "0 (the same runs)",
             mismatch <= 1e-10,
             "<= 1e-10 over every run, final and averaged",
@@ -551,6 +580,7 @@ def measures_predict(settings: Settings) -> Experiment:
                     f"Kendall tau({measure}, F), {problem}",
                     overall,
                     _null_half_width(len(part)),
+                    len(part),
                     note,
                 )
             )

@@ -10,54 +10,108 @@ from pathlib import Path
 
 import jax
 
+from .._environment import environment
 from ._registry import EXPERIMENTS, run_experiment
-from ._verdicts import Experiment, Settings
+from ._verdicts import (
+    FAIL,
+    INSUFFICIENT,
+    KINDS,
+    NOT_INFORMATIVE,
+    PASS,
+    Experiment,
+    Settings,
+    format_value,
+)
 
 #: Default seeds per mode (experiments on large instances use fewer; see the report).
-DEFAULT_SEEDS = {"quick": 1000, "full": 10000}
+DEFAULT_SEEDS = {"tiny": 8, "quick": 1000, "full": 10000}
+
+#: Exit status of ``flatjax reproduce`` when no verdict failed but at least one could
+#: not be decided with the seeds given (``--seeds`` too small).
+EXIT_INSUFFICIENT_SEEDS = 3
 
 
-def _fmt(x: float) -> str:
-    return f"{x:.6g}"
+def exit_status(experiments: Sequence[Experiment]) -> int:
+    """0 when no verdict failed and none lacked seeds, 1 on a FAIL, else 3.
+
+    NOT INFORMATIVE verdicts (an upper bound above the trivial bound at the sizes
+    run) do not change the status.
+    """
+    statuses = {c.status for e in experiments for c in e.checks}
+    if FAIL in statuses:
+        return 1
+    if INSUFFICIENT in statuses:
+        return EXIT_INSUFFICIENT_SEEDS
+    return 0
+
+
+def summary(experiments: Sequence[Experiment]) -> str:
+    """One line counting the verdicts by status, e.g. ``58 PASS, 2 NOT INFORMATIVE``."""
+    counts = {s: 0 for s in (PASS, FAIL, NOT_INFORMATIVE, INSUFFICIENT)}
+    for experiment in experiments:
+        for check in experiment.checks:
+            counts[check.status] += 1
+    total = sum(counts.values())
+    parts = [f"{count} {status}" for status, count in counts.items() if count]
+    return f"{total} checks: " + ", ".join(parts)
 
 
 def format_experiment(experiment: Experiment) -> str:
-    """The terminal table of one experiment."""
-    header = f"{'quantity':48} {'measured (95% CI)':>26}  {'theory':34} verdict"
-    lines = [
-        f"== {experiment.title} ({experiment.seconds:.1f} s)",
-        header,
-        "-" * len(header),
-    ]
+    """The terminal table of one experiment: verdict, kind, value, theory, criterion."""
+    lines = [f"== {experiment.title} ({experiment.seconds:.1f} s)"]
+    lines += [f"   note: {note}" for note in experiment.notes]
     for check in experiment.checks:
-        measured = f"{_fmt(check.measured)} ± {_fmt(check.half_width)}"
-        verdict = "PASS" if check.passed else "FAIL"
-        lines.append(f"{check.quantity:48} {measured:>26}  {check.theory:34} {verdict}")
-        lines.append(f"{'':48} {'':>26}  criterion: {check.criterion}")
+        lines.append(
+            f"[{check.status}] ({check.kind}) {check.quantity}: "
+            f"{format_value(check)}  (n={check.samples})"
+        )
+        lines.append(f"      theory: {check.theory}")
+        lines.append(f"      criterion: {check.criterion}")
     return "\n".join(lines)
 
 
-def _markdown(experiments: list[Experiment], settings: Settings, elapsed: float) -> str:
-    device = jax.devices()[0]
+def _markdown(
+    experiments: list[Experiment], settings: Settings, elapsed: float, env: dict
+) -> str:
     lines = [
         "# flatjax reproduce: arXiv 2511.03548",
         "",
-        f"Mode `{settings.mode}`, {settings.seeds} seeds (fewer where noted in the "
-        f"data), float64, {jax.device_count()} {device.platform} device(s) "
-        f"({device.device_kind}), {elapsed:.1f} s.",
+        f"Mode `{settings.mode}`, {settings.seeds} seeds per grid point (fewer where "
+        f"a table says so), float64, {env['device_count']} {env['platform']} "
+        f"device(s) ({env['device_kind']}), {elapsed:.1f} s. {summary(experiments)}.",
+        "",
+        "Versions: "
+        + ", ".join(
+            f"{k} {env[k]}"
+            for k in ("flatjax", "jax", "jaxlib", "optax", "equinox", "numpy", "python")
+        )
+        + " (also in `report.json`).",
+        "",
+        "Kinds of verdict:",
+        "",
+    ]
+    lines += [f"- **{kind}**: {meaning}." for kind, meaning in KINDS.items()]
+    lines += [
+        "",
+        "Values are means over seeds with the half-width of a 95% Student-t "
+        "interval; a value printed alone is one number or identical over all "
+        "seeds; a frequency is printed with its 95% Wilson interval.",
         "",
     ]
     for experiment in experiments:
         lines += [f"## {experiment.title}", "", f"{experiment.seconds:.1f} s.", ""]
+        lines += [f"- {note}" for note in experiment.notes]
+        if experiment.notes:
+            lines.append("")
         lines += [
-            "| quantity | measured (mean ± 95% CI) | theory | criterion | verdict |",
-            "|---|---|---|---|---|",
+            "| verdict | kind | quantity | measured | theory | criterion |",
+            "|---|---|---|---|---|---|",
         ]
         for c in experiment.checks:
-            verdict = "PASS" if c.passed else "**FAIL**"
+            verdict = c.status if c.status != FAIL else "**FAIL**"
             lines.append(
-                f"| {c.quantity} | {_fmt(c.measured)} ± {_fmt(c.half_width)} | "
-                f"{c.theory} | {c.criterion} | {verdict} |"
+                f"| {verdict} | {c.kind} | {c.quantity} | {format_value(c)} "
+                f"(n={c.samples}) | {c.theory} | {c.criterion} |"
             )
         lines.append("")
         for figure in experiment.figures:
@@ -76,12 +130,18 @@ def reproduce(
 ) -> list[Experiment]:
     """Run the experiments of arXiv 2511.03548 and write a report to ``out``.
 
+    Every verdict has a kind (``KINDS``) and a criterion derived from the theorem,
+    and a status: PASS, FAIL, NOT INFORMATIVE (an upper bound above the trivial
+    bound at the sizes run) or INSUFFICIENT SEEDS (too few seeds to decide it;
+    ``exit_status`` then returns ``EXIT_INSUFFICIENT_SEEDS``).
+
     Args:
-        mode: ``"quick"`` (about 2 minutes on a 2-core CPU) or ``"full"`` (larger
-            sizes, meant for a GPU).
-        seeds: seeds per grid point (default 1000 quick, 10000 full).
-        out: output folder: ``report.md``, PNG figures, ``checks.parquet``, the
-            experiments' tables, and the sweeps' data in ``data/`` (resumable).
+        mode: ``"quick"`` (a few minutes on a 2-core CPU), ``"full"`` (larger
+            sizes, meant for a GPU) or ``"tiny"`` (the smallest sizes, for tests).
+        seeds: seeds per grid point (default 1000 quick, 10000 full, 8 tiny).
+        out: output folder: ``report.md``, ``report.json`` (verdicts and versions),
+            PNG figures, ``checks.parquet``, the experiments' tables, and the
+            sweeps' data in ``data/`` (resumable).
         only: experiment names (default all: ``EXPERIMENTS``).
         progress: progress bars (default: when stderr is a TTY).
         echo: where to print each experiment's table.
@@ -98,7 +158,7 @@ def reproduce(
 
     if mode not in DEFAULT_SEEDS:
         raise ValueError(
-            f"`reproduce(mode=...)` must be 'quick' or 'full', got {mode!r}"
+            f"`reproduce(mode=...)` must be 'quick', 'full' or 'tiny', got {mode!r}"
         )
     seeds = DEFAULT_SEEDS[mode] if seeds is None else seeds
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
@@ -140,13 +200,32 @@ def reproduce(
         for table_name, table in experiment.tables.items():
             table.to_parquet(out / f"{table_name}.parquet", index=False)
     elapsed = time.perf_counter() - start
-    checks = pd.DataFrame(
-        [
-            {"experiment": e.name, **dataclasses.asdict(c)}
+    records = [
+        {"experiment": e.name, **dataclasses.asdict(c)}
+        for e in experiments
+        for c in e.checks
+    ]
+    pd.DataFrame(records).to_parquet(out / "checks.parquet", index=False)
+    env = environment()
+    (out / "report.md").write_text(_markdown(experiments, settings, elapsed, env))
+    report = {
+        "mode": mode,
+        "seeds": seeds,
+        "seconds": elapsed,
+        "environment": env,
+        "summary": summary(experiments),
+        "exit_status": exit_status(experiments),
+        "experiments": [
+            {
+                "name": e.name,
+                "title": e.title,
+                "seconds": e.seconds,
+                "notes": e.notes,
+                "figures": [f.name for f in e.figures],
+            }
             for e in experiments
-            for c in e.checks
-        ]
-    )
-    checks.to_parquet(out / "checks.parquet", index=False)
-    (out / "report.md").write_text(_markdown(experiments, settings, elapsed))
+        ],
+        "checks": records,
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=1, default=float))
     return experiments

@@ -1,6 +1,13 @@
-"""``flatjax reproduce``, experiment ``upper_bounds``.
+r"""``flatjax reproduce``, experiment ``upper_bounds`` (Theorems 4 and 8, Lemma 5).
 
-Theorems 4 and 8: GD and SAM generalize on a benign problem; Lemma 5.
+GD, SAM and SA-GD generalize on a benign least-squares problem at $T=n$,
+$\eta=1/(4\beta)$, $r=c/\sqrt n$: the population risk of the average iterate is at
+most the explicit bound of Theorems 4/8 (Lemma 4 with Theorem 2 or 5 and Lemma 5),
+and the leave-one-out stability is at most Lemma 5's bound. Sizes are chosen so that
+each bound is below the trivial bound over the domain (least squares in $d=2$:
+$F(w)=\|w-w^\star\|^2/(2d)\le(1+\|w^\star\|)^2/4$; stability
+$\|A(S)-A(S^{(i)})\|^2\le4$ on the unit ball); where it is not, the verdict is NOT
+INFORMATIVE.
 """
 
 from __future__ import annotations
@@ -15,25 +22,47 @@ from ..optim import gd, sam
 from ..problems import LeastSquares
 from ..runner import loo_stability
 from ._verdicts import (
-    Check,
     Experiment,
     Settings,
-    log_slope,
-    make_check,
+    informative_upper_check,
     run_sweep_runs,
     save_figure,
 )
 
+ETA, D, DISTANCE = 0.25, 2, 0.5  # w* = e_1 / 2, w_1 = 0
+RADIUS_SCALE = 0.05  # r = 0.05 / sqrt(n): the bound's beta r^2 n term stays small
+TRIVIAL_RISK = (1 + DISTANCE) ** 2 / (2 * D)
+TRIVIAL_STABILITY = 4.0
+
+
+def _population_bound(optimizer, radius, n):
+    fn = (
+        bounds.theorem4_sagd_population_bound
+        if optimizer == "sa_gd"
+        else bounds.theorem8_sam_population_bound
+    )
+    return float(
+        fn(
+            learning_rate=ETA,
+            radius=radius,
+            rho=0.0,
+            beta=1.0,
+            steps=n,
+            n=n,
+            initial_distance=DISTANCE,
+        )
+    )
+
 
 def upper_bounds(settings: Settings) -> Experiment:
-    """Theorems 4 and 8: GD and SAM generalize on a benign problem; Lemma 5."""
-    ns = (16, 64) if settings.quick else (16, 32, 64, 128, 256)
-    optimizers = ("gd", "sam") if settings.quick else ("gd", "sam", "sa_gd")
-    eta, d, checks, rows = 0.25, 8, [], []
+    """Theorems 4 and 8: GD, SAM and SA-GD generalize on a benign problem; Lemma 5."""
+    ns = settings.pick((256,), (256, 1024), (256, 1024, 4096))
+    seeds = min(settings.seeds, settings.pick(4, 256, 1024))
+    checks, rows = [], []
     for n in ns:
-        radius = 0.5 / math.sqrt(n)
-        for optimizer in optimizers:
-            grid = {"d": [d], "n": [n], "learning_rate": [eta]}
+        radius = RADIUS_SCALE / math.sqrt(n)
+        for optimizer in ("gd", "sam", "sa_gd"):
+            grid = {"d": [D], "n": [n], "learning_rate": [ETA]}
             if optimizer != "gd":
                 grid["radius"] = [radius]
             extra = {"maximizer": "quadratic"} if optimizer == "sa_gd" else {}
@@ -45,58 +74,37 @@ def upper_bounds(settings: Settings) -> Experiment:
                 grid=grid,
                 steps=n,
                 suffix_starts=(1,),
+                seeds=seeds,
                 **extra,
             )
             r = 0.0 if optimizer == "gd" else radius
-            bound = float(
-                bounds.theorem8_sam_population_bound(
-                    learning_rate=eta,
-                    radius=r,
-                    rho=0.0,
-                    beta=1.0,
-                    steps=n,
-                    n=n,
-                    initial_distance=0.5,
-                )
-            )
+            bound = _population_bound(optimizer, r, n)
+            theorem = "Thm 4" if optimizer == "sa_gd" else "Thm 8"
+            if optimizer == "gd":
+                theorem = "Thm 4/8 at r = 0"
             risk = runs.population_risk_tau1
             rows.append(
                 {"n": n, "optimizer": optimizer, "risk": risk.mean(), "bound": bound}
             )
             checks.append(
-                make_check(
-                    f"{optimizer.upper()} E F(avg), n=T={n}",
+                informative_upper_check(
+                    f"{optimizer.upper()} E F(avg), least squares d={D}, n=T={n}, "
+                    f"r={RADIUS_SCALE}/sqrt(n)",
                     risk,
-                    f"Thm 4/8 bound {bound:.4g}",
-                    risk.mean() + 1.96 * risk.std() / math.sqrt(len(risk)) <= bound,
-                    "mean (95% upper) <= bound",
+                    bound,
+                    TRIVIAL_RISK,
+                    f"{theorem} (D = {DISTANCE})",
                 )
             )
-    import pandas as pd
-
-    table = pd.DataFrame(rows)
-    for optimizer in optimizers:
-        part = table[table.optimizer == optimizer]
-        slope = log_slope(part.n, part.risk)
-        checks.append(
-            Check(
-                f"log-log slope of {optimizer.upper()} risk vs n",
-                slope,
-                0.0,
-                "-1 (O(beta/n + beta r^2 n) with r = c/sqrt(n))",
-                slope <= -0.5,
-                "slope <= -0.5",
-            )
-        )
     stability_rows = []
-    count = 8 if settings.quick else 64
-    for n in ns:
-        problem = LeastSquares(d=d, n=n)
-        radius = 0.5 / math.sqrt(n)
+    count = min(settings.seeds, settings.pick(2, 8, 64))
+    for n in settings.pick((64,), (64, 256), (64, 256, 1024)):
+        problem = LeastSquares(d=D, n=n)
+        radius = RADIUS_SCALE / math.sqrt(n)
         keys = jax.random.split(jax.random.key(7), count)
         for name, make in (
-            ("gd", lambda: gd(eta)),
-            ("sam", lambda r=radius: sam(eta, r)),
+            ("gd", lambda: gd(ETA)),
+            ("sam", lambda r=radius: sam(ETA, r)),
         ):
             epsilon = jax.jit(
                 jax.vmap(
@@ -108,7 +116,13 @@ def upper_bounds(settings: Settings) -> Experiment:
             r = 0.0 if name == "gd" else radius
             bound = float(
                 bounds.lemma5_stability_bound(
-                    learning_rate=eta, radius=r, rho=0.0, beta=1.0, steps=n, n=n
+                    learning_rate=ETA,
+                    radius=r,
+                    rho=0.0,
+                    beta=1.0,
+                    steps=n,
+                    n=n,
+                    initial_distance=DISTANCE,
                 )
             )
             stability_rows.append(
@@ -120,43 +134,94 @@ def upper_bounds(settings: Settings) -> Experiment:
                 }
             )
             checks.append(
-                make_check(
+                informative_upper_check(
                     f"{name.upper()} eps_stab, n=T={n}",
                     np.asarray(epsilon),
-                    f"Lemma 5 bound {bound:.4g}",
-                    float(epsilon.max()) <= bound,
-                    "every seed <= bound",
+                    bound,
+                    TRIVIAL_STABILITY,
+                    "Lemma 5 (max(1, D^2) = 1)",
                 )
             )
+    import pandas as pd
+
+    table = pd.DataFrame(rows)
     stability = pd.DataFrame(stability_rows)
 
     def draw_risk(ax):
-        for optimizer in optimizers:
-            part = table[table.optimizer == optimizer]
-            ax.loglog(part.n, part.risk, "o-", label=f"{optimizer.upper()}: E F(avg)")
-        part = table[table.optimizer == "sam"]
-        ax.loglog(part.n, part.bound, "k--", label="Thm 8 bound (SAM)")
-        ax.set_xlabel("n = T")
-        ax.set_title("Theorems 4/8: benign least squares")
+        # SA-GD and SAM nearly coincide at r = 0.05/sqrt(n): SA-GD is drawn wide and
+        # pale underneath so that neither hides the other.
+        for (optimizer, part), marker in zip(
+            table.groupby("optimizer"), "os^", strict=False
+        ):
+            wide = {"lw": 6, "alpha": 0.35, "ms": 11} if optimizer == "sa_gd" else {}
+            line = ax.plot(
+                part.n,
+                part.risk,
+                marker + "-",
+                label=f"{optimizer.upper()}: E F(avg)",
+                **wide,
+            )[0]
+            ax.plot(
+                part.n,
+                part.bound,
+                marker + ":",
+                mfc="none",
+                color=line.get_color(),
+                label="  its bound",
+                **wide,
+            )
+        ax.axhline(TRIVIAL_RISK, color="k", lw=1, label="trivial bound (domain)")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
 
     def draw_stability(ax):
-        for name in ("gd", "sam"):
-            part = stability[stability.optimizer == name]
-            ax.loglog(
-                part.n, part.epsilon, "o-", label=f"{name.upper()}: measured eps_stab"
+        for (name, part), marker in zip(
+            stability.groupby("optimizer"), "os", strict=False
+        ):
+            line = ax.plot(
+                part.n, part.epsilon, marker + "-", label=f"{name.upper()}: eps_stab"
+            )[0]
+            ax.plot(
+                part.n,
+                part.bound,
+                marker + ":",
+                mfc="none",
+                color=line.get_color(),
+                label="  Lemma 5 bound",
             )
-            ax.loglog(part.n, part.bound, "--", label=f"{name.upper()}: Lemma 5 bound")
-        ax.set_xlabel("n = T")
-        ax.set_title("Lemma 5: leave-one-out stability")
+        ax.axhline(TRIVIAL_STABILITY, color="k", lw=1, label="trivial bound (4)")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
 
     figures = [
-        save_figure(settings, "upper_bounds_risk", draw_risk),
-        save_figure(settings, "upper_bounds_stability", draw_stability),
+        save_figure(
+            settings,
+            "upper_bounds_risk",
+            draw_risk,
+            xlabel="n = T",
+            ylabel="population risk of the average",
+            title=f"Theorems 4/8: least squares d={D}, eta=1/4, r=0.05/sqrt(n)",
+        ),
+        save_figure(
+            settings,
+            "upper_bounds_stability",
+            draw_stability,
+            xlabel="n = T",
+            ylabel="leave-one-out stability eps",
+            title="Lemma 5: stability vs its bound",
+        ),
     ]
     return Experiment(
         "upper_bounds",
-        "Theorems 4 and 8: GD and SAM generalize",
+        "Theorems 4 and 8, Lemma 5: GD, SAM and SA-GD generalize",
         checks,
         figures,
         {"upper_bounds": table, "stability": stability},
+        notes=[
+            f"d = {D} and n = T >= 256 make the Theorem 4/8 bounds informative "
+            f"(below the trivial {TRIVIAL_RISK:.4g}); the former d = 8, n <= 64 "
+            "runs compared ~0.01 with bounds 1.2-11.75, above every risk in the ball.",
+            "The former 'log-log slope <= -0.5' verdicts are gone: with r = c/sqrt(n) "
+            "the bound's beta r^2 n term is constant, so no decay is implied.",
+        ],
     )

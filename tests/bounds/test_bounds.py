@@ -418,7 +418,21 @@ def test_theorem7_hypotheses(kwargs, expected):
     ],
 )
 def test_lemma5_hand_values(kwargs, expected):
-    assert float(lemma5_stability_bound(**kwargs)) == pytest.approx(expected, rel=RTOL)
+    value = lemma5_stability_bound(initial_distance=1.0, **kwargs)
+    assert float(value) == pytest.approx(expected, rel=RTOL)
+
+
+@pytest.mark.parametrize(
+    "distance, factor",
+    [(0.0, 1.0), (0.5, 1.0), (1.0, 1.0), (2.0, 4.0), (3.0, 9.0)],
+)
+def test_lemma5_initial_distance_enters_as_max_1_d_squared(distance, factor):
+    # Lemma 5's proof writes Lemma 1's D²/η as 1/η (D <= 1): the n⁻² term's 96
+    # becomes 96·max(1, D²); the other two terms do not depend on D.
+    kwargs = dict(learning_rate=0.1, radius=0.3, rho=0.1, beta=2.0, steps=50, n=20)
+    value = lemma5_stability_bound(initial_distance=distance, **kwargs)
+    expected = 21.6 + 2.4 * factor + 7.68
+    assert float(value) == pytest.approx(expected, rel=RTOL)
 
 
 @pytest.mark.parametrize(
@@ -467,12 +481,12 @@ def test_population_bound_hand_values(fn, kwargs, expected):
         dict(learning_rate=0.02, radius=1.5, rho=0.3, beta=3.0, steps=1000, n=50),
     ],
 )
-def test_population_bound_is_lemma4_of_theorem2_and_lemma5(fn, kwargs):
-    distance = 0.7
+@pytest.mark.parametrize("distance", [0.7, 2.5])
+def test_population_bound_is_lemma4_of_theorem2_and_lemma5(fn, kwargs, distance):
     empirical = theorem2_sagd_saer_bound(
         initial_distance=distance, **{k: v for k, v in kwargs.items() if k != "n"}
     )
-    stability = lemma5_stability_bound(**kwargs)
+    stability = lemma5_stability_bound(initial_distance=distance, **kwargs)
     composed = lemma4_population_risk_bound(
         empirical_risk=empirical, stability=stability, beta=kwargs["beta"]
     )
@@ -484,7 +498,8 @@ def test_population_bound_is_lemma4_of_theorem2_and_lemma5(fn, kwargs):
 @pytest.mark.parametrize("n", [10, 1000])
 @pytest.mark.parametrize("radius, rho", [(0.0, 0.0), (0.3, 0.1), (0.05, 0.2)])
 def test_population_bound_corollary(beta, n, radius, rho):
-    # T = n, η = 1/(4β): (16D² + 72)β/n + 18βr²n + 160β(r-ρ)_+² (digest §5).
+    # T = n, η = 1/(4β): (16D² + 72max(1, D²))β/n + 18βr²n + 160β(r-ρ)_+²
+    # (Theorem 4's corollary with Lemma 5's max(1, D²)).
     distance = 1.5
     value = theorem4_sagd_population_bound(
         learning_rate=1 / (4 * beta),
@@ -496,7 +511,7 @@ def test_population_bound_corollary(beta, n, radius, rho):
         initial_distance=distance,
     )
     expected = (
-        (16 * distance**2 + 72) * beta / n
+        (16 * distance**2 + 72 * max(1.0, distance**2)) * beta / n
         + 18 * beta * radius**2 * n
         + 160 * beta * max(radius - rho, 0.0) ** 2
     )
@@ -507,7 +522,13 @@ def test_counts_do_not_overflow():
     # n² = 1e10 overflows int32; counts are converted to floating point first.
     n = jnp.asarray(100_000, dtype=jnp.int32)
     value = lemma5_stability_bound(
-        learning_rate=0.5, radius=0.0, rho=0.0, beta=1.0, steps=1, n=n
+        learning_rate=0.5,
+        radius=0.0,
+        rho=0.0,
+        beta=1.0,
+        steps=1,
+        n=n,
+        initial_distance=1.0,
     )
     assert float(value) == pytest.approx(96 * 0.5 / 1e10, rel=RTOL)
 
@@ -536,7 +557,13 @@ VALID = {
     theorem7_hypotheses_hold: dict(learning_rate=0.04, radius=3.0, steps=16, n=6),
     lemma4_population_risk_bound: dict(empirical_risk=0.1, stability=0.2, beta=2.0),
     lemma5_stability_bound: dict(
-        learning_rate=0.4, radius=0.3, rho=0.1, beta=1.0, steps=50, n=20
+        learning_rate=0.4,
+        radius=0.3,
+        rho=0.1,
+        beta=1.0,
+        steps=50,
+        n=20,
+        initial_distance=1.0,
     ),
     theorem4_sagd_population_bound: dict(
         learning_rate=0.2,
