@@ -1,5 +1,6 @@
 """Sharpness-aware optimizers as optax transforms, and exact inner maximization."""
 
+from ._algorithms import ALGORITHMS, Algorithm, make_optimizer
 from ._maximizer_base import (
     AbstractMaximizer,
     FunctionMaximizer,
@@ -24,7 +25,9 @@ from ._transforms import (
 )
 
 __all__ = [
+    "ALGORITHMS",
     "AbstractMaximizer",
+    "Algorithm",
     "AscentMaximizer",
     "FunctionMaximizer",
     "ProjectionState",
@@ -33,6 +36,7 @@ __all__ = [
     "SAERResult",
     "SharpnessAwareState",
     "gd",
+    "make_optimizer",
     "maximize_quadratic_on_ball",
     "project_onto_ball",
     "sa_erm",
