@@ -452,8 +452,17 @@ def check_scalar_loss(call: str, name: str, fn: Callable, *args) -> None:
     Raises:
         ValueError: naming ``call`` and the argument ``name`` when the output is not a
             scalar array of a floating dtype.
+        TypeError: naming them when ``fn`` fails on ``args`` (e.g. a loss of an
+            array called with a dict of parameters).
     """
-    out = jax.eval_shape(fn, *args)
+    try:
+        out = jax.eval_shape(fn, *args)
+    except (TypeError, ValueError, IndexError, KeyError, AttributeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise TypeError(
+            f"`{call}({name}=...)` fails on the parameters given: "
+            f"{type(err).__name__}: {first}"
+        ) from err
     shape = getattr(out, "shape", None)
     dtype = getattr(out, "dtype", None)
     if shape != () or not jnp.issubdtype(dtype, jnp.floating):

@@ -169,8 +169,8 @@ def run_fused(
         if not project:
             return jnp.asarray(1.0, problem.dtype), jnp.asarray(False)
         scale, moved = _projection_scale(norm, radius_domain)
-        moved = (t > 1) & moved
-        return jnp.where(moved, scale, 1.0).astype(problem.dtype), moved
+        scale = jnp.where(t > 1, scale, 1.0).astype(problem.dtype)
+        return scale, (t > 1) & moved
 
     def accumulate(sums, state, scale, t):
         weights = (t >= taus).astype(problem.dtype) * scale

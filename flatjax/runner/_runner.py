@@ -279,23 +279,22 @@ def _flag_nonfinite(nonfinite, metrics: dict, t) -> Int[Array, ""]:
 def _projection_scale(norm, radius) -> tuple[Array, Bool[Array, ""]]:
     """The factor projecting a point of norm ``norm`` onto the ball; whether it acts.
 
-    ``radius / norm`` outside the ball and 1 inside; NaN when the norm is infinite
-    (an overflow is never scaled to a finite point, so it stays flagged; a NaN
-    norm leaves the NaN iterate as it is).
+    ``radius / norm`` outside the ball and 1 inside; NaN when the norm is NaN or
+    infinite, so an overflow is never scaled to a finite point (nor a state whose
+    bookkeeping went NaN kept as if nothing happened): it stays flagged, and every
+    later value is NaN.
     """
     acted = norm > radius
     finite = jnp.isfinite(norm)
     safe = jnp.where(acted & finite, norm, 1.0)
-    scale = jnp.where(acted, jnp.where(finite, radius / safe, jnp.nan), 1.0)
+    scale = jnp.where(finite, jnp.where(acted, radius / safe, 1.0), jnp.nan)
     return scale.astype(jnp.result_type(norm)), acted
 
 
 def _project(w, radius):
     """Project ``w`` onto the ball of ``radius`` (NaN if its norm is not finite)."""
     scale, acted = _projection_scale(tree_norm(w), radius)
-    projected = jax.tree_util.tree_map(
-        lambda x: jnp.where(acted, (scale * x).astype(x.dtype), x), w
-    )
+    projected = jax.tree_util.tree_map(lambda x: (scale * x).astype(x.dtype), w)
     return projected, acted
 
 
