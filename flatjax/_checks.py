@@ -366,12 +366,13 @@ def check_training_set(
         S.shape[0] >= 1 if any_count else S.shape[0] == problem.n
     )
     if not count_ok or tuple(S.shape[1:]) != example:
-        count = "m >= 1" if any_count else f"n={problem.n}"
+        count = "at least one example" if any_count else f"{problem.n} examples"
+        size = "m" if any_count else f"{problem.n}"
         raise ValueError(
-            f"`{call}({name}=...)` must have shape "
-            f"({', '.join([count, *map(str, example)])}): "
-            f"{'examples' if any_count else 'problem.n examples'} of shape "
-            f"{example} (problem.example_shape), got shape {tuple(S.shape)}"
+            f"`{call}({name}=...)` must have {count}"
+            f"{'' if any_count else ' (problem.n)'} of shape {example} "
+            f"(problem.example_shape), i.e. shape "
+            f"({', '.join([size, *map(str, example)])}), got shape {tuple(S.shape)}"
         )
     return S
 

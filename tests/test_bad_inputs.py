@@ -90,14 +90,14 @@ CASES = [
         "flat-empirical-column-S",
         lambda: FLAT.empirical_risk(W_FLAT, jnp.zeros((9, 1))),
         ValueError,
-        r"FlatERM.empirical_risk\(S=...\)` must have shape \(m >= 1, 8\)",
+        r"empirical_risk\(S=...\)` must have at least one example of shape \(8,\)",
     ),
     (
         "shape",
         "flat-empirical-vector-S",
         lambda: FLAT.empirical_risk(W_FLAT, jnp.zeros(8)),
         ValueError,
-        r"empirical_risk\(S=...\)` must have shape",
+        r"empirical_risk\(S=...\)` must have at least one example",
     ),
     (
         "shape",
@@ -118,7 +118,7 @@ CASES = [
         "flat-value-and-grad-few-examples",
         lambda: FLAT.value_and_grad(W_FLAT, S_FLAT[:2]),
         ValueError,
-        r"value_and_grad\(S=...\)` must have shape \(n=3, 8\)",
+        r"value_and_grad\(S=...\)` must have 3 examples \(problem.n\) of shape \(8,\)",
     ),
     (
         "shape",
@@ -209,14 +209,14 @@ CASES = [
         "run-S-transposed",
         lambda: run(FLAT, gd(0.1), S_FLAT.T, 2),
         ValueError,
-        r"run\(S=...\)` must have shape \(n=3, 8\)",
+        r"run\(S=...\)` must have 3 examples \(problem.n\) of shape \(8,\)",
     ),
     (
         "shape",
         "run-fused-S-rows",
         lambda: run_fused(TRAP, "gd", S_TRAP[:1], 2, learning_rate=0.1),
         ValueError,
-        r"run_fused\(S=...\)` must have shape \(n=2, 4\)",
+        r"run_fused\(S=...\)` must have 2 examples \(problem.n\) of shape \(4,\)",
     ),
     (
         "shape",
@@ -230,7 +230,7 @@ CASES = [
         "sa-erm-S",
         lambda: sa_erm(FLAT, S_FLAT[:, :4], 0.1),
         ValueError,
-        r"sa_erm\(S=...\)` must have shape",
+        r"sa_erm\(S=...\)` must have 3 examples",
     ),
     (
         "shape",
