@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from types import MappingProxyType
+from collections.abc import Callable, Iterator, Mapping
 from typing import NamedTuple
 
 import optax
@@ -29,10 +28,32 @@ class Algorithm(NamedTuple):
     description: str
 
 
-#: Every named optimizer: ``"gd"``, ``"sam"``, ``"usam"``, ``"asam"``, ``"sa_gd"``.
-#: ``flatjax.runner.run_fused``, ``flatjax.sweep`` and the ``flatjax`` command read
-#: this one table (a read-only mapping).
-ALGORITHMS: Mapping[str, Algorithm] = MappingProxyType(
+class _AlgorithmTable(Mapping[str, Algorithm]):
+    """The named optimizers, name -> ``Algorithm`` (read-only).
+
+    ``"gd"``, ``"sam"``, ``"usam"``, ``"asam"`` and ``"sa_gd"``; build one with
+    ``make_optimizer(name, **hyperparameters)``. ``flatjax.runner.run_fused``,
+    ``flatjax.sweep`` and the ``flatjax`` command read this one table.
+    """
+
+    def __init__(self, entries: dict[str, Algorithm]):
+        self._entries = dict(entries)
+
+    def __getitem__(self, name: str) -> Algorithm:
+        return self._entries[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"ALGORITHMS({sorted(self._entries)})"
+
+
+#: Every named optimizer (see ``_AlgorithmTable``).
+ALGORITHMS: Mapping[str, Algorithm] = _AlgorithmTable(
     {
         "gd": Algorithm(gd, ("learning_rate",), False, "gradient descent"),
         "sam": Algorithm(
