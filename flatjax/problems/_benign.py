@@ -122,11 +122,16 @@ class LeastSquares(AbstractProblem):
         return (self.d_ + 1,)
 
     def in_support(self, z: Array) -> Bool[Array, ""]:
-        r"""$\|x\| = 1$ and $y = x^\top w^\star$, to rounding (64 ulps)."""
+        r"""$\|x\| = 1$ and $y = x^\top w^\star$ (to 64 ulps), or $z = 0$.
+
+        The zero example is the null example $z_0$ of leave-one-out stability
+        ($f(w, z_0) = 0$ for every $w$), so a training set $S^{(i)}$ is accepted.
+        """
         x, y = z[:-1], z[-1]
         tolerance = _unit_tolerance(self.dtype)
         unit = jnp.abs(jnp.linalg.norm(x) - 1.0) <= tolerance
-        return unit & (jnp.abs(y - x @ self.w_star) <= tolerance)
+        null = jnp.all(z == 0)
+        return null | (unit & (jnp.abs(y - x @ self.w_star) <= tolerance))
 
     def sample(self, key: PRNGKeyArray) -> Float[Array, "n d+1"]:
         r"""``n`` examples $(x, x^\top w^\star)$ with $x$ uniform on the sphere."""
