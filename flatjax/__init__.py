@@ -4,10 +4,12 @@ The constructions of arXiv 2511.03548 ("Flat Minima and Generalization: Insights
 Stochastic Convex Optimization") as pure JAX problems, sharpness-aware optimizers as
 optax transforms, and a ``lax.scan`` runner. Most of the mathematics needs float64:
 call ``jax.config.update("jax_enable_x64", True)`` before creating arrays (the
-``flatjax`` command does this itself).
+``flatjax`` command does this itself). Traced hyperparameters are checked at run
+time unless ``flatjax.runtime_checks(False)`` is in force.
 """
 
 from . import bounds, measures, optim, problems, runner, sweep
+from ._checks import runtime_checks, runtime_checks_enabled
 from .optim import (
     AbstractMaximizer,
     AscentMaximizer,
@@ -65,6 +67,8 @@ __all__ = [
     "run",
     "run_fused",
     "runner",
+    "runtime_checks",
+    "runtime_checks_enabled",
     "sa_erm",
     "sa_gd",
     "saer",

@@ -1,5 +1,6 @@
 """Sharpness-aware optimizers as optax transforms, and exact inner maximization."""
 
+from ._algorithms import ALGORITHMS, Algorithm, make_optimizer
 from ._maximizer_base import (
     AbstractMaximizer,
     FunctionMaximizer,
@@ -26,7 +27,9 @@ from ._transforms import (
 )
 
 __all__ = [
+    "ALGORITHMS",
     "AbstractMaximizer",
+    "Algorithm",
     "AscentMaximizer",
     "FunctionMaximizer",
     "ProjectionState",
@@ -36,6 +39,7 @@ __all__ = [
     "SharpnessAwareState",
     "SharpnessAwareWrapperState",
     "gd",
+    "make_optimizer",
     "maximize_quadratic_on_ball",
     "project_onto_ball",
     "sa_erm",

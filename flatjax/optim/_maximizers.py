@@ -22,7 +22,14 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
-from .._checks import check_int, check_real, is_concrete
+from .._checks import (
+    check_array,
+    check_int,
+    check_parameters,
+    check_prng_key,
+    check_real,
+    is_concrete,
+)
 from ._maximizer_base import AbstractMaximizer, Method
 
 #: Steps of the bracketing iteration on the secular equation. Each step takes a
@@ -42,8 +49,12 @@ _MAX_STEP = 2.0**20
 
 def _check_quadratic(call: str, hessian, linear, linear_name: str):
     """Return (hessian, linear) as arrays, or raise on bad shapes or asymmetry."""
-    hessian = jnp.asarray(hessian)
-    linear = jnp.asarray(linear)
+    if isinstance(hessian, list | tuple):
+        hessian = np.asarray(hessian)
+    if isinstance(linear, list | tuple):
+        linear = np.asarray(linear)
+    hessian = check_array(call, "hessian", hessian)
+    linear = check_array(call, linear_name, linear)
     if hessian.ndim != 2 or hessian.shape[0] != hessian.shape[1]:
         raise ValueError(
             f"`{call}(hessian=...)` must be a square matrix, got shape {hessian.shape}"
@@ -244,9 +255,10 @@ def maximize_quadratic_on_ball(
 
     It is a pure function of arrays with a fixed iteration count, so it runs under
     ``jax.jit`` and ``jax.vmap``. ``radius`` = 0 returns exactly 0. A traced radius
-    is not checked: a traced radius $\le 0$ returns 0 and a non-finite one gives
-    non-finite output. Gradients through the solver are not supported (use Danskin's
-    theorem, as ``QuadraticMaximizer`` does).
+    is checked at run time (negative or non-finite: a runtime error); with
+    ``flatjax.runtime_checks(False)``, a traced radius $< 0$ returns 0 and a
+    non-finite one gives non-finite output. Gradients through the solver are not
+    supported (use Danskin's theorem, as ``QuadraticMaximizer`` does).
 
     Args:
         hessian: the symmetric matrix $A$, shape ``(n, n)``.
@@ -338,13 +350,8 @@ class QuadraticMaximizer(AbstractMaximizer):
     ) -> Float[Array, " n"]:
         r"""Return $v \in \arg\max_{\|v\|\le r} F(w + v)$."""
         call = "QuadraticMaximizer.__call__"
-        w = jnp.asarray(w)
         n = self.hessian.shape[0]
-        if w.shape != (n,):
-            raise ValueError(
-                f"`{call}(w=...)` must have shape {(n,)} to match the hessian, got "
-                f"shape {w.shape}"
-            )
+        w = check_array(call, "w", w, shape=(n,), expected="(to match the hessian)")
         radius = check_real(call, "radius", radius, lower=0)
         hessian, gradient, w, radius = jax.lax.stop_gradient(
             (self.hessian, self.gradient, w, radius)
@@ -403,8 +410,9 @@ class AscentMaximizer(AbstractMaximizer):
     ``jax.vmap`` (over ``w``, or over keys by building the maximizer inside the
     mapped function). The returned perturbation carries no gradient
     (``lax.stop_gradient``), so differentiating ``saer(...).value`` gives
-    $\nabla F(w + v)$ (Danskin's theorem). A concrete ``radius`` is checked; a traced
-    negative radius is treated as 0.
+    $\nabla F(w + v)$ (Danskin's theorem). A concrete ``radius`` is checked now, a
+    traced one at run time (``flatjax.runtime_checks``); with those checks off, a
+    traced negative radius is treated as 0.
 
     Args:
         loss_fn: $F$, a differentiable scalar function of the parameter pytree.
@@ -413,8 +421,9 @@ class AscentMaximizer(AbstractMaximizer):
         num_steps: ascent steps per start, $\ge 1$ (static).
 
     Raises:
-        TypeError: if ``num_restarts`` or ``num_steps`` is not an int, or
-            ``loss_fn`` is not callable.
+        TypeError: if ``num_restarts`` or ``num_steps`` is not an int,
+            ``loss_fn`` is not callable or ``key`` is not a PRNG key; at call time,
+            if ``w`` is not a pytree of floating arrays.
         ValueError: if ``num_restarts`` or ``num_steps`` is < 1; at call time, if a
             concrete ``radius`` is negative, non-finite or not a scalar.
 
@@ -453,7 +462,7 @@ class AscentMaximizer(AbstractMaximizer):
                 f"`AscentMaximizer(loss_fn=...)` must be callable, got {loss_fn!r}"
             )
         self.loss_fn = loss_fn
-        self.key = key
+        self.key = check_prng_key("AscentMaximizer", key)
         self.num_restarts = check_int(
             "AscentMaximizer", "num_restarts", num_restarts, 1
         )
@@ -461,7 +470,9 @@ class AscentMaximizer(AbstractMaximizer):
 
     def __call__(self, w: PyTree, radius: Float[Array, ""] | float) -> PyTree:
         r"""Return the best feasible $v$ found, $\|v\| \le r$, same structure as $w$."""
-        radius = check_real("AscentMaximizer.__call__", "radius", radius, lower=0)
+        call = "AscentMaximizer.__call__"
+        check_parameters(call, "w", w)
+        radius = check_real(call, "radius", radius, lower=0)
         flat_w, unravel = ravel_pytree(jax.lax.stop_gradient(w))
         dtype = flat_w.dtype
         radius = jnp.maximum(jnp.asarray(jax.lax.stop_gradient(radius), dtype), 0.0)

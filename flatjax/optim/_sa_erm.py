@@ -8,8 +8,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._checks import check_int, check_real
-from ..problems._base import AbstractProblem
+from .._checks import check_int, check_prng_key, check_real, check_training_set
+from ..problems import AbstractProblem
 from ._maximizer_base import AbstractMaximizer, saer
 from ._maximizers import AscentMaximizer
 from ._transforms import project_point
@@ -63,6 +63,15 @@ def sa_erm(
     Returns:
         A ``SAERMResult``.
 
+    Raises:
+        TypeError: for a ``problem`` that is not an ``AbstractProblem``, a
+            non-array ``S``, a ``key`` that is not a PRNG key or a non-callable
+            ``maximizer``.
+        ValueError: for an ``S`` of the wrong shape, a negative or non-finite
+            concrete ``radius`` or ``learning_rate`` (traced ones are checked at run
+            time), ``steps < 1``, or the numerical path without ``maximizer`` or
+            ``key``.
+
     Examples:
         >>> import jax
         >>> from flatjax.problems import FlatERM
@@ -73,12 +82,26 @@ def sa_erm(
         >>> float(result.saer), result.method, float(risk)
         (0.03125, 'closed_form', 0.140625)
     """
-    check_real("sa_erm", "radius", radius, lower=0.0)
-    steps = check_int("sa_erm", "steps", steps, 1)
-    closed_form = getattr(problem, "saer_minimizer", None)
-    if closed_form is not None and maximizer is None:
-        w, value = closed_form(S, radius)
-        return SAERMResult(w, value, "closed_form")
+    call = "sa_erm"
+    if not isinstance(problem, AbstractProblem):
+        raise TypeError(
+            f"`{call}(problem=...)` must be a flatjax problem (an AbstractProblem), "
+            f"got a {type(problem).__name__}"
+        )
+    S = check_training_set(call, problem, S)
+    radius = check_real(call, "radius", radius, lower=0.0)
+    steps = check_int(call, "steps", steps, 1)
+    key = check_prng_key(call, key, optional=True)
+    if maximizer is not None and not callable(maximizer):
+        raise TypeError(
+            f"`{call}(maximizer=...)` must be callable as maximizer(w, radius), got "
+            f"a {type(maximizer).__name__}"
+        )
+    if maximizer is None:
+        closed_form = problem.saer_minimizer(S, radius)
+        if closed_form is not None:
+            w, value = closed_form
+            return SAERMResult(w, value, "closed_form")
 
     def loss_fn(w):
         return problem.empirical_risk(w, S)
@@ -92,7 +115,9 @@ def sa_erm(
         maximizer = AscentMaximizer(loss_fn, key)
     if learning_rate is None:
         learning_rate = 1.0 / (4.0 * problem.beta)
-    check_real("sa_erm", "learning_rate", learning_rate, lower=0.0, lower_open=True)
+    learning_rate = check_real(
+        call, "learning_rate", learning_rate, lower=0.0, lower_open=True
+    )
     grad_fn = jax.grad(loss_fn)
 
     def step(carry, _):

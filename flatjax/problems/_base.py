@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import itertools
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import equinox as eqx
@@ -13,6 +14,12 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
+from .._checks import (
+    check_int,
+    check_prng_key,
+    check_training_set,
+    check_vector,
+)
 from ._kernel import AbstractFusedKernel
 
 
@@ -41,6 +48,12 @@ class AbstractProblem(eqx.Module):
     Subclasses implement the readable per-example ``loss(w, z)``; ``empirical_risk``
     defaults to the mean of its ``vmap`` and is overridden by a faster structured
     path where one exists (tests hold the fast path to the readable one).
+
+    Every method callers use is declared here, with a default where a problem may
+    have nothing to offer (``sample_conditioned``, ``saer_minimizer``,
+    ``extra_metrics``, ``in_support``, ``fused_kernel``): callers never probe with
+    ``hasattr``. The public methods check ``w`` and ``S`` against ``d``, ``n`` and
+    ``example_shape`` at trace time (free: shapes are static).
     """
 
     n: eqx.AbstractVar[int]
@@ -66,9 +79,89 @@ class AbstractProblem(eqx.Module):
         """Radius of the domain $W$, a Euclidean ball centred at 0."""
         return 1.0
 
+    @property
+    def example_shape(self) -> tuple[int, ...]:
+        """The shape of one example ``z`` (a training set has ``(n, *example_shape)``).
+
+        Defaults to what ``sample`` returns (found by ``jax.eval_shape``, no
+        compute); the constructions state it directly.
+        """
+        return tuple(jax.eval_shape(self.sample, jax.random.key(0)).shape[1:])
+
+    def in_support(self, z: Array) -> Bool[Array, ""]:
+        r"""Whether the example ``z`` can be drawn from $\mathcal{D}$ (default: True).
+
+        ``flatjax.runner.run`` refuses a training set with an example outside the
+        support (e.g. one drawn from another problem of the same shape), so a
+        problem with a discrete or constrained support overrides this.
+        """
+        del z
+        return jnp.asarray(True)
+
     @abc.abstractmethod
     def sample(self, key: PRNGKeyArray) -> Array:
         r"""Draw a training set $S$ of ``n`` i.i.d. examples from $\mathcal{D}$."""
+
+    def sample_conditioned(self, key: PRNGKeyArray) -> Array:
+        r"""A training set drawn given the theorem's good event (default: ``sample``).
+
+        The constructions override it with an exact rejection sampler of
+        $\mathcal{D}^n$ conditioned on their good event; a problem without one
+        draws unconditionally, so a sweep may ask every problem for it.
+        """
+        return self.sample(key)
+
+    def saer_minimizer(self, S: Array, radius) -> tuple[Array, Array] | None:
+        r"""A minimizer of the SAER $F_S^r$ in closed form and its value, or None.
+
+        ``flatjax.optim.sa_erm`` returns it when the problem knows one (the
+        paper's minimizers); the default None sends it to its numerical path.
+
+        Args:
+            S: the training set.
+            radius: $r \ge 0$.
+        """
+        del S, radius
+        return None
+
+    def extra_metrics(self, S: Array) -> dict[str, Callable[[Array], Array]]:
+        r"""Problem-specific per-iterate metrics: name -> function of $w$ (default {}).
+
+        A sweep records them next to the risks (e.g. ``SAMTrap``'s ``certificate``,
+        the exact lower bound of Theorem 7); pass them to ``run`` as
+        ``extra_metrics=problem.extra_metrics(S)``.
+
+        Args:
+            S: the training set the metrics may depend on.
+        """
+        del S
+        return {}
+
+    def _check_w(self, call: str, w, name: str = "w") -> Array:
+        """Return the parameter vector ``w`` as an array of shape ``(d,)``, or raise.
+
+        Raises:
+            TypeError: for a non-array (a list, a string) or a non-real dtype.
+            ValueError: for a shape other than ``(d,)``.
+        """
+        return check_vector(call, name, w, self.d)
+
+    def _check_S(self, call: str, S, *, any_count: bool = False, name: str = "S"):
+        """Return ``S`` as an array of shape ``(n, *example_shape)``, or raise.
+
+        With ``any_count``, any number of examples (at least 1) is accepted.
+
+        Raises:
+            TypeError: for a non-array or a non-real dtype.
+            ValueError: for the wrong shape.
+        """
+        return check_training_set(call, self, S, name=name, any_count=any_count)
+
+    def _check_population(self, call: str, w, key, num_samples) -> Array:
+        """Check ``population_risk``'s arguments; return ``w`` as an array."""
+        check_prng_key(call, key, optional=True)
+        check_int(call, "num_samples", num_samples, 2)
+        return self._check_w(call, w)
 
     @abc.abstractmethod
     def loss(self, w: Float[Array, " d"], z: Array) -> Float[Array, ""]:
@@ -86,6 +179,9 @@ class AbstractProblem(eqx.Module):
 
     def empirical_risk(self, w: Float[Array, " d"], S: Array) -> Float[Array, ""]:
         r"""The empirical risk $F_S(w) = \frac1n\sum_i f(w, z_i)$."""
+        call = f"{type(self).__name__}.empirical_risk"
+        w = self._check_w(call, w)
+        S = self._check_S(call, S, any_count=True)
         return jnp.mean(jax.vmap(self.loss, in_axes=(None, 0))(w, S))
 
     def value_and_grad(
@@ -96,6 +192,9 @@ class AbstractProblem(eqx.Module):
         Defaults to autodiff of ``empirical_risk``; a problem may override it with a
         hand-fused gradient, which tests hold equal to the autodiff of ``loss``.
         """
+        call = f"{type(self).__name__}.value_and_grad"
+        w = self._check_w(call, w)
+        S = self._check_S(call, S)
         return jax.value_and_grad(self.empirical_risk)(w, S)
 
     def initial_point(self) -> Float[Array, " d"]:
@@ -178,21 +277,26 @@ def bernoulli_sum_expectation(
     """
     m = weights.shape[0]
     k = min(max_support, m)
+    # A non-finite iterate (a diverged run) has a NaN risk: the value is NaN, marked
+    # inexact, and never an error about its support (NaN != 0 would count it).
+    finite = jnp.all(jnp.isfinite(weights)) & jnp.isfinite(offset)
     support = jnp.sum(weights != 0)
     _, top = jax.lax.top_k(jnp.abs(weights), k)
     active = weights[top]
     patterns = jnp.asarray(_patterns(k, weights.dtype))
     exact_value = jnp.mean(fn(offset + patterns @ active))
-    is_exact = support <= k
+    is_exact = (support <= k) & finite
     zero = jnp.zeros((), weights.dtype)
+    nan = jnp.full((), jnp.nan, weights.dtype)
     if key is None:
         exact_value = eqx.error_if(
             exact_value,
-            jnp.logical_not(is_exact),
-            f"`{call}`: the iterate has more than {k} active coordinates, so the exact "
-            "finite sum is too large; pass `key=` for an unbiased Monte Carlo estimate",
+            jnp.logical_not(is_exact) & finite,
+            f"`{call}`: the iterate has more than {k} non-zero coordinates that "
+            "matter (max_support), so the exact finite sum is too large; pass "
+            "`key=` for an unbiased Monte Carlo estimate",
         )
-        return RiskEstimate(exact_value, zero, jnp.asarray(True))
+        return RiskEstimate(jnp.where(finite, exact_value, nan), zero, is_exact)
 
     def monte_carlo(_):
         bits = jax.random.bernoulli(key, 0.5, (num_samples, m)).astype(weights.dtype)
@@ -200,9 +304,12 @@ def bernoulli_sum_expectation(
         return jnp.mean(values), jnp.std(values, ddof=1) / math.sqrt(num_samples)
 
     value, stderr = jax.lax.cond(
-        is_exact, lambda _: (exact_value, zero), monte_carlo, None
+        is_exact | jnp.logical_not(finite),
+        lambda _: (exact_value, zero),
+        monte_carlo,
+        None,
     )
-    return RiskEstimate(value, stderr, is_exact)
+    return RiskEstimate(jnp.where(finite, value, nan), stderr, is_exact)
 
 
 def rejection_sample(sample_fn, event_fn, key: PRNGKeyArray):

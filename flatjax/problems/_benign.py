@@ -7,17 +7,31 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import betainc
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from .._checks import (
     DEFAULT_MAX_BYTES,
+    check_array,
     check_dtype,
     check_int,
     check_memory,
+    check_prng_key,
     check_real,
     is_concrete,
 )
 from ._base import AbstractProblem, RiskEstimate
+
+
+def _unit_tolerance(dtype) -> float:
+    """Slack for unit norms and exact labels after rounding (64 ulps of 1)."""
+    return 64 * float(jnp.finfo(dtype).eps)
+
+
+def _check_example(problem, call: str, z) -> Array:
+    """One example ``z`` of shape ``problem.example_shape``, or raise."""
+    return check_array(
+        call, "z", z, shape=problem.example_shape, expected="(problem.example_shape)"
+    )
 
 
 def _uniform_sphere(key: PRNGKeyArray, shape: tuple[int, ...], dtype) -> Array:
@@ -69,11 +83,10 @@ class LeastSquares(AbstractProblem):
         if w_star is None:
             w_star = np.zeros((self.d_,), self.dtype)
             w_star[0] = 0.5
-        w_star = jnp.asarray(w_star, self.dtype)
-        if w_star.shape != (self.d_,):
-            raise ValueError(
-                f"`{call}(w_star=...)` must have shape ({self.d_},), got {w_star.shape}"
-            )
+        if isinstance(w_star, list | tuple):
+            w_star = np.asarray(w_star, self.dtype)
+        w_star = check_array(call, "w_star", w_star, shape=(self.d_,))
+        w_star = w_star.astype(self.dtype)
         if is_concrete(w_star):
             norm = float(jnp.linalg.norm(w_star))
             if not norm <= 1.0:
@@ -103,13 +116,33 @@ class LeastSquares(AbstractProblem):
         r"""Realizable, not flat: $\rho = 0$."""
         return 0.0
 
+    @property
+    def example_shape(self) -> tuple[int, ...]:
+        """An example packs $(x, y)$: ``(d + 1,)``."""
+        return (self.d_ + 1,)
+
+    def in_support(self, z: Array) -> Bool[Array, ""]:
+        r"""$\|x\| = 1$ and $y = x^\top w^\star$ (to 64 ulps), or $z = 0$.
+
+        The zero example is the null example $z_0$ of leave-one-out stability
+        ($f(w, z_0) = 0$ for every $w$), so a training set $S^{(i)}$ is accepted.
+        """
+        x, y = z[:-1], z[-1]
+        tolerance = _unit_tolerance(self.dtype)
+        unit = jnp.abs(jnp.linalg.norm(x) - 1.0) <= tolerance
+        null = jnp.all(z == 0)
+        return null | (unit & (jnp.abs(y - x @ self.w_star) <= tolerance))
+
     def sample(self, key: PRNGKeyArray) -> Float[Array, "n d+1"]:
         r"""``n`` examples $(x, x^\top w^\star)$ with $x$ uniform on the sphere."""
+        key = check_prng_key(f"{type(self).__name__}.sample", key)
         x = _uniform_sphere(key, (self.n, self.d_), self.dtype)
         return jnp.concatenate([x, (x @ self.w_star)[:, None]], axis=1)
 
     def loss(self, w: Float[Array, " d"], z: Float[Array, " d+1"]) -> Float[Array, ""]:
         r"""$\frac12(x^\top w - y)^2$."""
+        call = f"{type(self).__name__}.loss"
+        w, z = self._check_w(call, w), _check_example(self, call, z)
         return 0.5 * jnp.square(jnp.dot(z[:-1], w) - z[-1])
 
     def population_risk(
@@ -120,6 +153,8 @@ class LeastSquares(AbstractProblem):
         num_samples: int = 100_000,
     ) -> RiskEstimate:
         r"""$F(w) = \|w - w^\star\|^2 / (2d)$ exactly (no randomness used)."""
+        call = f"{type(self).__name__}.population_risk"
+        w = self._check_population(call, w, key, num_samples)
         value = jnp.sum(jnp.square(w - self.w_star)) / (2.0 * self.d_)
         return RiskEstimate(value, jnp.zeros_like(value), jnp.asarray(True))
 
@@ -177,7 +212,7 @@ class SquaredHinge(AbstractProblem):
         check_memory(
             call, (self.d_ + 1) * (self.n + 1) * self.dtype.itemsize, max_bytes
         )
-        check_real(
+        margin = check_real(
             call,
             "margin",
             margin,
@@ -208,8 +243,21 @@ class SquaredHinge(AbstractProblem):
         r"""Flatness radius $\rho = m/2$."""
         return 0.5 * self.margin
 
+    @property
+    def example_shape(self) -> tuple[int, ...]:
+        """An example packs $(x, y)$: ``(d + 1,)``."""
+        return (self.d_ + 1,)
+
+    def in_support(self, z: Array) -> Bool[Array, ""]:
+        r"""$y = \pm1$, $\|x\| = 1$ and $y x_1 = m$, to rounding (64 ulps)."""
+        x, y = z[:-1], z[-1]
+        tolerance = _unit_tolerance(self.dtype)
+        unit = jnp.abs(jnp.linalg.norm(x) - 1.0) <= tolerance
+        return (jnp.abs(y) == 1) & unit & (jnp.abs(y * x[0] - self.margin) <= tolerance)
+
     def sample(self, key: PRNGKeyArray) -> Float[Array, "n d+1"]:
         """``n`` examples $(x, y)$ with margin $m$ along $e_1$."""
+        key = check_prng_key(f"{type(self).__name__}.sample", key)
         label_key, direction_key = jax.random.split(key)
         y = jax.random.rademacher(label_key, (self.n,), dtype=self.dtype)
         u = _uniform_sphere(direction_key, (self.n, self.d_ - 1), self.dtype)
@@ -221,6 +269,8 @@ class SquaredHinge(AbstractProblem):
 
     def loss(self, w: Float[Array, " d"], z: Float[Array, " d+1"]) -> Float[Array, ""]:
         r"""$\frac12[\frac m2 - y x^\top w]_+^2$."""
+        call = f"{type(self).__name__}.loss"
+        w, z = self._check_w(call, w), _check_example(self, call, z)
         margin = z[-1] * jnp.dot(z[:-1], w)
         return 0.5 * jnp.square(jnp.maximum(0.5 * self.margin - margin, 0.0))
 
@@ -232,6 +282,8 @@ class SquaredHinge(AbstractProblem):
         num_samples: int = 100_000,
     ) -> RiskEstimate:
         """$F(w)$ exactly, by truncated Beta moments (no randomness used)."""
+        call = f"{type(self).__name__}.population_risk"
+        w = self._check_population(call, w, key, num_samples)
         m = self.margin
         offset = 0.5 * m - m * w[0]
         slope = jnp.sqrt(1.0 - m**2) * jnp.linalg.norm(w[1:])

@@ -10,9 +10,12 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._checks import (
     DEFAULT_MAX_BYTES,
+    MAX_EXPONENT,
+    check_array,
     check_dtype,
     check_int,
     check_memory,
+    check_prng_key,
     check_real,
 )
 from ._base import (
@@ -24,10 +27,29 @@ from ._base import (
     unseen_probability,
 )
 
+_TOO_LARGE = " (the construction has 2**n coordinates)"
+
+
+def _check_exponent(call: str, n) -> int:
+    """``n`` of a construction with $2^n$ coordinates: an int in [1, 48]."""
+    return check_int(call, "n", n, 1, MAX_EXPONENT, _TOO_LARGE)
+
 
 def _sample_bits(key: PRNGKeyArray, n: int, m: int, dtype) -> Array:
     r"""``n`` i.i.d. uniform examples from $\{0,1\}^m$."""
     return jax.random.bernoulli(key, 0.5, (n, m)).astype(dtype)
+
+
+def _is_bits(z: Array) -> Bool[Array, ""]:
+    r"""Whether every entry of ``z`` is 0 or 1."""
+    return jnp.all((z == 0) | (z == 1))
+
+
+def _check_example(problem, call: str, z) -> Array:
+    """One example ``z`` of shape ``problem.example_shape``, or raise."""
+    return check_array(
+        call, "z", z, shape=problem.example_shape, expected="(problem.example_shape)"
+    )
 
 
 def _unseen_mask(S: Array, seen_value: float = 1.0) -> Bool[Array, " m"]:
@@ -98,15 +120,15 @@ class FlatERM(AbstractProblem):
         max_bytes: int = DEFAULT_MAX_BYTES,
     ):
         call = type(self).__name__
-        self.n = check_int(call, "n", n, 1)
+        self.n = _check_exponent(call, n)
         self.dtype = check_dtype(call, dtype)
         self.max_support = check_int(call, "max_support", max_support, 0)
         check_memory(
             call, (2**self.n + 1) * (self.n + 1) * self.dtype.itemsize, max_bytes
         )
         upper = 0.5 if check_theorem else None
-        self.rho = jnp.asarray(check_real(call, "rho", rho, lower=0.0, upper=upper))
-        self.rho = self.rho.astype(self.dtype)
+        rho = check_real(call, "rho", rho, lower=0.0, upper=upper)
+        self.rho = jnp.asarray(rho).astype(self.dtype)
 
     @property
     def d(self) -> int:
@@ -128,12 +150,23 @@ class FlatERM(AbstractProblem):
         """$1-(1-2^{-n})^{2^n}$: some coordinate is unseen (digest §7.1)."""
         return unseen_probability(self.n)
 
+    @property
+    def example_shape(self) -> tuple[int, ...]:
+        r"""An example is a vector of $\{0,1\}^{2^n}$: ``(2**n,)``."""
+        return (2**self.n,)
+
+    def in_support(self, z: Array) -> Bool[Array, ""]:
+        """Every entry of ``z`` is 0 or 1."""
+        return _is_bits(z)
+
     def sample(self, key: PRNGKeyArray) -> Float[Array, "n m"]:
         r"""``n`` uniform examples from $\{0,1\}^{2^n}$, shape ``(n, 2**n)``."""
+        key = check_prng_key(f"{type(self).__name__}.sample", key)
         return _sample_bits(key, self.n, 2**self.n, self.dtype)
 
     def good_event(self, S: Array) -> Bool[Array, ""]:
         r"""Some coordinate $I$ has $z(I)=0$ for every $z \in S$."""
+        S = self._check_S(f"{type(self).__name__}.good_event", S)
         return jnp.any(_unseen_mask(S))
 
     def sample_conditioned(self, key: PRNGKeyArray) -> Float[Array, "n m"]:
@@ -141,19 +174,25 @@ class FlatERM(AbstractProblem):
 
         Rejection sampling; acceptance probability ``good_event_probability``.
         """
+        key = check_prng_key(f"{type(self).__name__}.sample_conditioned", key)
         return rejection_sample(self.sample, self.good_event, key)
 
     def unseen_index(self, S: Array) -> Int[Array, ""]:
         r"""The first coordinate $I$ with $z(I)=0$ for all $z\in S$ (0-based)."""
-        return _first_index(_unseen_mask(S), f"{type(self).__name__}.unseen_index")
+        call = f"{type(self).__name__}.unseen_index"
+        return _first_index(_unseen_mask(self._check_S(call, S)), call)
 
     def loss(self, w: Float[Array, " d"], z: Float[Array, " m"]) -> Float[Array, ""]:
         """$f(w,z)$ of Theorem 1 (readable definition)."""
+        call = f"{type(self).__name__}.loss"
+        w, z = self._check_w(call, w), _check_example(self, call, z)
         s = jnp.sum(z * jnp.square(w[:-1])) + jnp.square(w[-1])
         return flat_half_square(s, self.rho)
 
     def empirical_risk(self, w: Float[Array, " d"], S: Array) -> Float[Array, ""]:
         r"""$F_S(w)$ by one matrix-vector product: $s_k = z_k^\top w^2 + w_d^2$."""
+        call = f"{type(self).__name__}.empirical_risk"
+        w, S = self._check_w(call, w), self._check_S(call, S, any_count=True)
         s = S @ jnp.square(w[:-1]) + jnp.square(w[-1])
         return jnp.mean(flat_half_square(s, self.rho))
 
@@ -170,6 +209,8 @@ class FlatERM(AbstractProblem):
         expectation is an exact sum over their $2^k$ sign patterns. With a larger
         support it is a Monte Carlo estimate (needs ``key``).
         """
+        call = f"{type(self).__name__}.population_risk"
+        w = self._check_population(call, w, key, num_samples)
         return bernoulli_sum_expectation(
             lambda s: flat_half_square(s, self.rho),
             jnp.square(w[-1]),
@@ -190,6 +231,9 @@ class FlatERM(AbstractProblem):
         Every $w$ has $F_S^r(w)\ge\frac12[r-\rho]_+^2$ (perturb the always-active
         last coordinate), and $e_I$ attains it (digest §4.1, mechanism 1-2).
         """
+        radius = check_real(
+            f"{type(self).__name__}.saer_minimizer", "radius", radius, lower=0.0
+        )
         value = 0.5 * jnp.square(jnp.maximum(radius - self.rho, 0.0))
         return self.flat_erm(S), value
 
@@ -223,7 +267,7 @@ class ClassicERM(AbstractProblem):
         self, n: int, *, dtype=jnp.float64, max_bytes: int = DEFAULT_MAX_BYTES
     ):
         call = type(self).__name__
-        self.n = check_int(call, "n", n, 1)
+        self.n = _check_exponent(call, n)
         self.dtype = check_dtype(call, dtype)
         check_memory(call, 2**self.n * (self.n + 1) * self.dtype.itemsize, max_bytes)
 
@@ -247,28 +291,45 @@ class ClassicERM(AbstractProblem):
         """$1-(1-2^{-n})^{2^n}$: some coordinate is unseen."""
         return unseen_probability(self.n)
 
+    @property
+    def example_shape(self) -> tuple[int, ...]:
+        r"""An example is a vector of $\{0,1\}^{2^n}$: ``(2**n,)``."""
+        return (2**self.n,)
+
+    def in_support(self, z: Array) -> Bool[Array, ""]:
+        """Every entry of ``z`` is 0 or 1."""
+        return _is_bits(z)
+
     def sample(self, key: PRNGKeyArray) -> Float[Array, "n d"]:
         r"""``n`` uniform examples from $\{0,1\}^{2^n}$."""
+        key = check_prng_key(f"{type(self).__name__}.sample", key)
         return _sample_bits(key, self.n, self.d, self.dtype)
 
     def good_event(self, S: Array) -> Bool[Array, ""]:
         """Some coordinate is 0 in every example."""
+        S = self._check_S(f"{type(self).__name__}.good_event", S)
         return jnp.any(_unseen_mask(S))
 
     def sample_conditioned(self, key: PRNGKeyArray) -> Float[Array, "n d"]:
         r"""A training set from $\mathcal{D}^n$ given the good event (rejection)."""
+        key = check_prng_key(f"{type(self).__name__}.sample_conditioned", key)
         return rejection_sample(self.sample, self.good_event, key)
 
     def unseen_index(self, S: Array) -> Int[Array, ""]:
         """The first coordinate that is 0 in every example (0-based)."""
-        return _first_index(_unseen_mask(S), f"{type(self).__name__}.unseen_index")
+        call = f"{type(self).__name__}.unseen_index"
+        return _first_index(_unseen_mask(self._check_S(call, S)), call)
 
     def loss(self, w: Float[Array, " d"], z: Float[Array, " d"]) -> Float[Array, ""]:
         r"""$g(w,z) = \frac12\sum_i z(i) w(i)^2$."""
+        call = f"{type(self).__name__}.loss"
+        w, z = self._check_w(call, w), _check_example(self, call, z)
         return 0.5 * jnp.sum(z * jnp.square(w))
 
     def empirical_risk(self, w: Float[Array, " d"], S: Array) -> Float[Array, ""]:
         r"""$F_S(w) = \frac12 \sum_i c_i w(i)^2$, $c$ the mean of the examples."""
+        call = f"{type(self).__name__}.empirical_risk"
+        w, S = self._check_w(call, w), self._check_S(call, S, any_count=True)
         return 0.5 * jnp.dot(jnp.mean(S, axis=0), jnp.square(w))
 
     def population_risk(
@@ -279,6 +340,8 @@ class ClassicERM(AbstractProblem):
         num_samples: int = 100_000,
     ) -> RiskEstimate:
         r"""$F(w) = \frac14\|w\|^2$ exactly (``key``, ``num_samples`` unused)."""
+        call = f"{type(self).__name__}.population_risk"
+        w = self._check_population(call, w, key, num_samples)
         value = 0.25 * jnp.sum(jnp.square(w))
         return RiskEstimate(value, jnp.zeros_like(value), jnp.asarray(True))
 
@@ -291,6 +354,9 @@ class ClassicERM(AbstractProblem):
 
         $F_S^r$ is convex and even, so 0 minimizes it.
         """
+        call = f"{type(self).__name__}.saer_minimizer"
+        radius = check_real(call, "radius", radius, lower=0.0)
+        S = self._check_S(call, S)
         value = 0.5 * jnp.square(radius) * jnp.max(jnp.mean(S, axis=0))
         return self.population_minimizer(), value
 

@@ -12,9 +12,11 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._checks import (
     DEFAULT_MAX_BYTES,
+    MAX_EXPONENT,
     check_dtype,
     check_int,
     check_memory,
+    check_prng_key,
     check_real,
 )
 from ._base import (
@@ -25,7 +27,7 @@ from ._base import (
     rejection_sample,
     unseen_probability,
 )
-from ._erm import _first_index, _unseen_mask
+from ._erm import _TOO_LARGE, _check_example, _first_index, _unseen_mask
 from ._kernel import AbstractFusedKernel, KernelMetrics, flat_blocks
 
 
@@ -83,7 +85,7 @@ class SAGDTrap(AbstractProblem):
         max_bytes: int = DEFAULT_MAX_BYTES,
     ):
         call = type(self).__name__
-        self.n = check_int(call, "n", n, 1)
+        self.n = check_int(call, "n", n, 1, MAX_EXPONENT, _TOO_LARGE)
         self.T = check_int(call, "T", T, 1)
         self.dtype = check_dtype(call, dtype)
         self.max_support = check_int(call, "max_support", max_support, 0)
@@ -112,16 +114,28 @@ class SAGDTrap(AbstractProblem):
         """$1-(1-2^{-n})^{2^n}$: some block is $+1$ in every example (digest §7.1)."""
         return unseen_probability(self.n)
 
+    @property
+    def example_shape(self) -> tuple[int, ...]:
+        r"""An example is a vector of $\{-1,1\}^{2^n}$: ``(2**n,)``."""
+        return (2**self.n,)
+
+    def in_support(self, z: Array) -> Bool[Array, ""]:
+        """Every entry of ``z`` is -1 or +1."""
+        return jnp.all((z == -1) | (z == 1))
+
     def blocks(self, w: Float[Array, " d"]) -> Float[Array, "m T"]:
         r"""The $2^n \times T$ block view of $w$ (without the last coordinate)."""
+        w = self._check_w(f"{type(self).__name__}.blocks", w)
         return w[:-1].reshape(2**self.n, self.T)
 
     def sample(self, key: PRNGKeyArray) -> Float[Array, "n m"]:
         r"""``n`` Rademacher examples from $\{-1,1\}^{2^n}$."""
+        key = check_prng_key(f"{type(self).__name__}.sample", key)
         return jax.random.rademacher(key, (self.n, 2**self.n), dtype=self.dtype)
 
     def good_event(self, S: Array) -> Bool[Array, ""]:
         r"""Some block $I$ has $z(I) = +1$ for every $z \in S$."""
+        S = self._check_S(f"{type(self).__name__}.good_event", S)
         return jnp.any(_unseen_mask(S, seen_value=-1.0))
 
     def sample_conditioned(self, key: PRNGKeyArray) -> Float[Array, "n m"]:
@@ -129,16 +143,19 @@ class SAGDTrap(AbstractProblem):
 
         Acceptance probability ``good_event_probability``.
         """
+        key = check_prng_key(f"{type(self).__name__}.sample_conditioned", key)
         return rejection_sample(self.sample, self.good_event, key)
 
     def unseen_index(self, S: Array) -> Int[Array, ""]:
         r"""The first block $I$ with $z(I)=+1$ for all $z\in S$ (its $-1$ is unseen)."""
-        return _first_index(
-            _unseen_mask(S, seen_value=-1.0), f"{type(self).__name__}.unseen_index"
-        )
+        call = f"{type(self).__name__}.unseen_index"
+        S = self._check_S(call, S)
+        return _first_index(_unseen_mask(S, seen_value=-1.0), call)
 
     def loss(self, w: Float[Array, " d"], z: Float[Array, " m"]) -> Float[Array, ""]:
         """$f(w,z)$ of Theorem 3 (readable definition)."""
+        call = f"{type(self).__name__}.loss"
+        w, z = self._check_w(call, w), _check_example(self, call, z)
         signed = z[:, None] * self.blocks(w)
         s = jnp.sum(jnp.square(jnp.maximum(signed, 0.0))) + jnp.square(w[-1])
         return flat_half_square(s, self.rho)
@@ -155,6 +172,8 @@ class SAGDTrap(AbstractProblem):
         With $P_i = \|[w^{(i)}]_+\|^2$ and $N_i = \|[w^{(i)}]_-\|^2$, example $k$
         sees $s_k = \sum_i N_i + w(d)^2 + \sum_i \mathbb{1}[z_k(i)=1](P_i - N_i)$.
         """
+        call = f"{type(self).__name__}.empirical_risk"
+        w, S = self._check_w(call, w), self._check_S(call, S, any_count=True)
         positive, negative = self._block_parts(w)
         plus = 0.5 * (S + 1.0)
         s = jnp.sum(negative) + jnp.square(w[-1]) + plus @ (positive - negative)
@@ -187,6 +206,8 @@ class SAGDTrap(AbstractProblem):
         Returns:
             ``(F_S(w), grad F_S(w))``.
         """
+        call = f"{type(self).__name__}.value_and_grad"
+        w, S = self._check_w(call, w), self._check_S(call, S)
         m, T = 2**self.n, self.T
         rows = jnp.pad(w, (0, T - 1)).reshape(m + 1, T)
         difference = jnp.sum(rows * jnp.abs(rows), axis=1)[:m]  # P_i - N_i
@@ -226,6 +247,8 @@ class SAGDTrap(AbstractProblem):
         Along SA-GD's trajectory only block $I$ is non-zero, and then
         $F(w) = \frac14[\|w^{(I)}\| - \rho]_+^2$ (digest §4.3).
         """
+        call = f"{type(self).__name__}.population_risk"
+        w = self._check_population(call, w, key, num_samples)
         positive, negative = self._block_parts(w)
         return bernoulli_sum_expectation(
             lambda s: flat_half_square(s, self.rho),
@@ -244,6 +267,9 @@ class SAGDTrap(AbstractProblem):
         $F_S^r(w) \ge \frac12[r-\rho]_+^2$ for every $w$; at 0 every $\|v\|\le r$
         gives $s\le\|v\|^2$, so 0 attains it (as do SA-GD's suffix averages).
         """
+        call = f"{type(self).__name__}.saer_minimizer"
+        radius = check_real(call, "radius", radius, lower=0.0)
+        self._check_S(call, S)
         value = 0.5 * jnp.square(jnp.maximum(radius - self.rho, 0.0))
         return self.initial_point(), value
 

@@ -12,10 +12,13 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._checks import (
     DEFAULT_MAX_BYTES,
+    MAX_EXPONENT,
     check_dtype,
     check_int,
     check_memory,
+    check_prng_key,
     check_real,
+    check_real_array,
     is_concrete,
 )
 from ._base import (
@@ -25,7 +28,14 @@ from ._base import (
     exactly_one_unseen_probability,
     rejection_sample,
 )
-from ._erm import _first_index, _sample_bits, _unseen_mask
+from ._erm import (
+    _TOO_LARGE,
+    _check_example,
+    _first_index,
+    _is_bits,
+    _sample_bits,
+    _unseen_mask,
+)
 from ._kernel import AbstractFusedKernel, KernelMetrics, flat_blocks
 
 
@@ -76,12 +86,25 @@ class SAMSharp(AbstractProblem):
         r"""Flatness radius of $w^\star=-\frac12$ inside $W=[-1,1]$: $\frac12$."""
         return 0.5
 
-    def sample(self, key: PRNGKeyArray) -> Float[Array, "n 1"]:
+    @property
+    def example_shape(self) -> tuple[int, ...]:
+        """An example is the constant ``[0.]``: ``(1,)``."""
+        return (1,)
+
+    def in_support(self, z: Array) -> Bool[Array, ""]:
+        """The only example is ``[0.]``."""
+        return jnp.all(z == 0)
+
+    def sample(self, key: PRNGKeyArray | None = None) -> Float[Array, "n 1"]:
         """``n`` copies of the single example ``[0.]`` (``key`` is unused)."""
+        check_prng_key(f"{type(self).__name__}.sample", key, optional=True)
         return jnp.zeros((self.n, 1), self.dtype)
 
     def loss(self, w: Float[Array, " 1"], z: Float[Array, " 1"]) -> Float[Array, ""]:
         r"""$f(w) = \frac12\max(0, w)^2$ (``z`` is ignored)."""
+        call = f"{type(self).__name__}.loss"
+        w = self._check_w(call, w)
+        _check_example(self, call, z)
         return 0.5 * jnp.square(jnp.maximum(w[0], 0.0))
 
     def population_risk(
@@ -92,15 +115,23 @@ class SAMSharp(AbstractProblem):
         num_samples: int = 100_000,
     ) -> RiskEstimate:
         """$F(w) = f(w)$ exactly (deterministic loss)."""
+        call = f"{type(self).__name__}.population_risk"
+        w = self._check_population(call, w, key, num_samples)
         value = self.loss(w, jnp.zeros((1,), self.dtype))
         return RiskEstimate(value, jnp.zeros_like(value), jnp.asarray(True))
 
     def saer(self, w: Float[Array, " 1"], radius) -> Float[Array, ""]:
         r"""The SAER in closed form, $F^r(w) = \frac12\max(0, w + r)^2$."""
+        call = f"{type(self).__name__}.saer"
+        w = self._check_w(call, w)
+        radius = check_real(call, "radius", radius, lower=0.0)
         return 0.5 * jnp.square(jnp.maximum(w[0] + radius, 0.0))
 
     def saer_minimizer(self, S: Array, radius) -> tuple[Array, Array]:
         r"""The minimizer of $F^r$ on $[-1,1]$: $-\frac12$ if $r\le\frac12$, else -1."""
+        call = f"{type(self).__name__}.saer_minimizer"
+        radius = check_real(call, "radius", radius, lower=0.0)
+        self._check_S(call, S)
         w = jnp.where(radius <= 0.5, -0.5, -1.0).astype(self.dtype)[None]
         return w, self.saer(w, radius)
 
@@ -187,7 +218,7 @@ class SAMTrap(AbstractProblem):
     ):
         call = type(self).__name__
         minimum = 6 if check_theorem else 2
-        self.n = check_int(call, "n", n, minimum)
+        self.n = check_int(call, "n", n, minimum, MAX_EXPONENT, _TOO_LARGE)
         self.T = check_int(call, "T", T, minimum)
         if np.dtype(dtype) != np.float64:
             raise ValueError(
@@ -199,8 +230,10 @@ class SAMTrap(AbstractProblem):
         self.max_support = check_int(call, "max_support", max_support, 0)
         d = 2**self.n * self.T + 1
         check_memory(call, (d + self.n * 2**self.n) * 8, max_bytes)
-        check_real(call, "learning_rate", learning_rate, lower=0.0, lower_open=True)
-        check_real(call, "radius", radius, lower=0.0, lower_open=True)
+        learning_rate = check_real(
+            call, "learning_rate", learning_rate, lower=0.0, lower_open=True
+        )
+        radius = check_real(call, "radius", radius, lower=0.0, lower_open=True)
         if check_theorem and is_concrete(learning_rate) and is_concrete(radius):
             limit = 1.0 / (2.0 * math.sqrt(self.T))
             product = float(learning_rate) * float(radius)
@@ -212,15 +245,19 @@ class SAMTrap(AbstractProblem):
                 )
         if delta is None:
             delta = self.proof_schedule(self.n, self.T)
-        delta = jnp.broadcast_to(jnp.asarray(delta, self.dtype), (self.T - 1,))
-        if is_concrete(delta):
-            values = np.asarray(delta)
-            if not np.all((values > 0) & (values <= 1)):
-                raise ValueError(
-                    f"`{call}(delta=...)` must lie in (0, 1], got min "
-                    f"{values.min():.3g}, max {values.max():.3g}"
-                )
-        self.delta = delta
+        if isinstance(delta, int | float | list | tuple) and not isinstance(
+            delta, bool
+        ):
+            delta = np.asarray(delta, self.dtype)
+        delta = check_real_array(
+            call, "delta", delta, lower=0.0, upper=1.0, lower_open=True
+        )
+        if delta.shape not in ((), (self.T - 1,)):
+            raise ValueError(
+                f"`{call}(delta=...)` must be a scalar or have shape "
+                f"({self.T - 1},) (T - 1), got shape {delta.shape}"
+            )
+        self.delta = jnp.broadcast_to(delta.astype(self.dtype), (self.T - 1,))
         self.learning_rate = jnp.asarray(learning_rate, self.dtype)
         self.radius = jnp.asarray(radius, self.dtype)
         scale = jnp.maximum(1.0, self.learning_rate)
@@ -345,16 +382,33 @@ class SAMTrap(AbstractProblem):
         """$(1-2^{-n})^{2^n-1}$: exactly one coordinate unseen (digest §7.1)."""
         return exactly_one_unseen_probability(self.n)
 
+    @property
+    def example_shape(self) -> tuple[int, ...]:
+        r"""An example is a vector of $\{0,1\}^{2^n}$: ``(2**n,)``."""
+        return (2**self.n,)
+
+    def in_support(self, z: Array) -> Bool[Array, ""]:
+        """Every entry of ``z`` is 0 or 1."""
+        return _is_bits(z)
+
+    def extra_metrics(self, S: Array) -> dict:
+        r"""``certificate``: Theorem 7's exact lower bound on $F(w)$ (see below)."""
+        S = self._check_S(f"{type(self).__name__}.extra_metrics", S)
+        return {"certificate": lambda w: self.certificate(w, S)}
+
     def blocks(self, w: Float[Array, " d"]) -> Float[Array, "m T"]:
         r"""The $2^n \times T$ block view of $w$ (without the last coordinate)."""
+        w = self._check_w(f"{type(self).__name__}.blocks", w)
         return w[:-1].reshape(2**self.n, self.T)
 
     def sample(self, key: PRNGKeyArray) -> Float[Array, "n m"]:
         r"""``n`` uniform examples from $\{0,1\}^{2^n}$."""
+        key = check_prng_key(f"{type(self).__name__}.sample", key)
         return _sample_bits(key, self.n, 2**self.n, self.dtype)
 
     def good_event(self, S: Array) -> Bool[Array, ""]:
         r"""Exactly one coordinate $I$ has $z(I)=0$ for every $z\in S$."""
+        S = self._check_S(f"{type(self).__name__}.good_event", S)
         return jnp.sum(_unseen_mask(S)) == 1
 
     def sample_conditioned(self, key: PRNGKeyArray) -> Float[Array, "n m"]:
@@ -362,11 +416,13 @@ class SAMTrap(AbstractProblem):
 
         Acceptance probability ``good_event_probability`` $\ge 1/e$.
         """
+        key = check_prng_key(f"{type(self).__name__}.sample_conditioned", key)
         return rejection_sample(self.sample, self.good_event, key)
 
     def unseen_index(self, S: Array) -> Int[Array, ""]:
         r"""The coordinate $I$ with $z(I)=0$ for every $z\in S$ (0-based)."""
-        return _first_index(_unseen_mask(S), f"{type(self).__name__}.unseen_index")
+        call = f"{type(self).__name__}.unseen_index"
+        return _first_index(_unseen_mask(self._check_S(call, S)), call)
 
     @property
     def _kappa(self) -> float:
@@ -382,6 +438,8 @@ class SAMTrap(AbstractProblem):
 
     def loss(self, w: Float[Array, " d"], z: Float[Array, " m"]) -> Float[Array, ""]:
         """$f = f_1 + f_2 + f_3$ of Theorem 7 (readable definition)."""
+        call = f"{type(self).__name__}.loss"
+        w, z = self._check_w(call, w), _check_example(self, call, z)
         blocks = self.blocks(w)
         f1 = 0.5 * jnp.sum(z[:, None] * jnp.square(blocks[:, 1:]))
         v_z = jnp.where(z == 1, 1.0, -self._kappa)
@@ -389,6 +447,8 @@ class SAMTrap(AbstractProblem):
 
     def empirical_risk(self, w: Float[Array, " d"], S: Array) -> Float[Array, ""]:
         """$F_S(w)$ in $O(d + n 2^n)$: counts for $f_1$, one product for triggers."""
+        call = f"{type(self).__name__}.empirical_risk"
+        w, S = self._check_w(call, w), self._check_S(call, S, any_count=True)
         blocks = self.blocks(w)
         tails = jnp.sum(jnp.square(blocks[:, 1:]), axis=1)
         f1 = 0.5 * jnp.dot(jnp.mean(S, axis=0), tails)
@@ -431,6 +491,8 @@ class SAMTrap(AbstractProblem):
         Returns:
             ``(F_S(w), grad F_S(w))``.
         """
+        call = f"{type(self).__name__}.value_and_grad"
+        w, S = self._check_w(call, w), self._check_S(call, S)
         blocks = self.blocks(w)
         counts = jnp.mean(S, axis=0)
         first, tails = blocks[:, 0], blocks[:, 1:]
@@ -478,6 +540,8 @@ class SAMTrap(AbstractProblem):
         (of order $\gamma\approx10^{-13}$) is estimated; ``certificate`` is the
         exact lower bound the theorem uses.
         """  # noqa: D205
+        call = f"{type(self).__name__}.population_risk"
+        w = self._check_population(call, w, key, num_samples)
         blocks = self.blocks(w)
         exact_part = 0.25 * jnp.sum(jnp.square(blocks[:, 1:])) + self._chain(blocks)
         first = blocks[:, 0]

@@ -9,16 +9,17 @@ import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
 from .._checks import check_real
-from ..optim._transforms import gd, sa_gd, sam
-from ..problems._base import AbstractProblem
-from ..problems._kernel import ALGORITHMS
-from ._runner import RunResult, _check_inputs, _finish, _observer, run
-
-_TRANSFORMS = {
-    "gd": lambda learning_rate, radius: gd(learning_rate),
-    "sam": sam,
-    "sa_gd": sa_gd,
-}
+from ..optim import ALGORITHMS, make_optimizer
+from ..problems import AbstractProblem
+from ._runner import (
+    RunResult,
+    _check_inputs,
+    _finish,
+    _flag_nonfinite,
+    _observer,
+    _projection_scale,
+    run,
+)
 
 
 def run_fused(
@@ -40,11 +41,12 @@ def run_fused(
     extra_metrics: dict[str, Callable[[Array], Array]] | None = None,
     project: bool = True,
 ) -> RunResult:
-    r"""``run`` for GD, SAM or SA-GD, through the problem's fused kernel if it has one.
+    r"""``run`` for a named optimizer, through the problem's fused kernel if it has one.
 
-    Returns what ``run(problem, <algorithm>(learning_rate, radius), S, steps,
+    Returns what ``run(problem, make_optimizer(algorithm, ...), S, steps,
     maximizer=maximizer, saer_radius=radius if record_saer else None, ...)`` returns
-    with the ``flatjax.optim`` transform of that name, computed by
+    with the ``flatjax.optim`` transform of that name (``flatjax.optim.ALGORITHMS``),
+    computed by
     ``problem.fused_kernel`` (``SAMTrap``: GD and SAM; ``SAGDTrap``: GD, and SA-GD
     with ``adversarial_maximizer``): the iterate stays in the problem's block
     layout, each step makes one or two passes over it, and $F_S$,
@@ -53,20 +55,23 @@ def run_fused(
     ordered differently): tests hold whole trajectories and every metric equal to
     ``run`` at a relative 1e-12.
 
-    Differences from ``run``: the non-finite flag is raised when $\|w_t\|$ or
-    $\|\nabla F_S(w_t)\|$ is NaN or infinite (a norm that overflows a finite
-    iterate counts), and per-step population risks, extra metrics and (where the
-    kernel does not give it) the SAER rebuild the flat iterate from the layout,
-    which costs one copy per step.
+    The non-finite flag follows ``run``'s rule (``RunResult.nonfinite_step``), read
+    from the kernel's $\|w_t\|$, $F_S(w_t)$, $\|\nabla F_S(w_t)\|$ and SAER (a
+    norm that overflows a finite iterate counts, and the projection of an
+    overflowing iterate is NaN, never 0). Per-step population risks, extra metrics
+    and (where the kernel does not give it) the SAER rebuild the flat iterate from
+    the layout, which costs one copy per step.
 
     Args:
         problem: the problem.
-        algorithm: ``"gd"``, ``"sam"`` (normalized ascent) or ``"sa_gd"`` (exact
-            ascent with ``maximizer``).
+        algorithm: a name in ``flatjax.optim.ALGORITHMS``: ``"gd"``, ``"sam"``
+            (normalized ascent), ``"sa_gd"`` (exact ascent with ``maximizer``),
+            ``"usam"`` or ``"asam"`` (these two always through ``run``).
         S: the training set.
         steps: $T \ge 1$ iterates.
-        learning_rate: $\eta$ (may be traced, e.g. under ``vmap``).
-        radius: $r$ (may be traced; unused by ``"gd"``).
+        learning_rate: $\eta \ge 0$ (may be traced, e.g. under ``vmap``: then
+            checked at run time, see ``flatjax.runtime_checks``).
+        radius: $r \ge 0$ (may be traced; unused by ``"gd"``).
         maximizer: the exact maximizer of SA-GD.
         record_saer: record $F_S^r(w_t)$ at ``radius`` (needs ``maximizer``).
         w1: the initial point, as in ``run``.
@@ -84,7 +89,10 @@ def run_fused(
     Raises:
         ValueError: for an unknown ``algorithm``, a negative or non-finite
             concrete ``learning_rate`` or ``radius``, ``record_saer`` without a
-            ``maximizer``, and everything ``run`` refuses.
+            ``maximizer`` (or ``"sa_gd"`` without one), and everything ``run``
+            refuses.
+        TypeError: for a ``learning_rate`` or ``radius`` that is not a real
+            scalar, and everything ``run`` refuses.
 
     Examples:
         >>> import jax
@@ -98,20 +106,40 @@ def run_fused(
         >>> result.metrics["empirical_risk"].shape, result.final.shape
         ((8,), (513,))
     """
-    if algorithm not in ALGORITHMS:
+    call = "run_fused"
+    if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
         raise ValueError(
-            f"`run_fused(algorithm=...)` must be one of {ALGORITHMS}, got {algorithm!r}"
+            f"`{call}(algorithm=...)` must be one of {sorted(ALGORITHMS)}, got "
+            f"{algorithm!r}"
         )
-    check_real("run_fused", "learning_rate", learning_rate, lower=0.0)
-    check_real("run_fused", "radius", radius, lower=0.0)
+    learning_rate = check_real(call, "learning_rate", learning_rate, lower=0.0)
+    radius = check_real(call, "radius", radius, lower=0.0)
     if record_saer and maximizer is None:
-        raise ValueError("`run_fused(record_saer=True)` needs `maximizer=`")
+        raise ValueError(f"`{call}(record_saer=True)` needs `maximizer=`")
+    if ALGORITHMS[algorithm].needs_maximizer and maximizer is None:
+        raise ValueError(
+            f"`{call}(algorithm={algorithm!r})` needs `maximizer=` (an exact ascent)"
+        )
     saer_radius = radius if record_saer else None
+    S, steps, starts, w1 = _check_inputs(
+        call,
+        problem,
+        S,
+        steps,
+        w1,
+        suffix_starts,
+        maximizer,
+        key,
+        population_samples,
+        extra_metrics,
+    )
     kernel = problem.fused_kernel(S, algorithm, learning_rate, radius, maximizer)
     if kernel is None:
+        hyperparameters = {"learning_rate": learning_rate, "radius": radius}
+        names = ALGORITHMS[algorithm].hyperparameters
         return run(
             problem,
-            _TRANSFORMS[algorithm](learning_rate, radius),
+            make_optimizer(algorithm, **{h: hyperparameters[h] for h in names}),
             S,
             steps,
             w1=w1,
@@ -125,7 +153,6 @@ def run_fused(
             extra_metrics=extra_metrics,
             project=project,
         )
-    steps, starts, w1 = _check_inputs(problem, S, steps, w1, suffix_starts)
     observe = _observer(
         problem, S, key, population_samples, saer_radius, maximizer, extra_metrics
     )
@@ -135,12 +162,15 @@ def run_fused(
     radius_domain = jnp.asarray(problem.domain_radius, problem.dtype)
 
     def projection(norm, t):
-        """The projection factor of iterate t (w_1 is taken as given, as in run)."""
+        """The projection factor of iterate t (w_1 is taken as given, as in run).
+
+        As in ``run``, an infinite norm (an overflow) gives a NaN factor, never 0.
+        """
         if not project:
             return jnp.asarray(1.0, problem.dtype), jnp.asarray(False)
-        moved = (t > 1) & (norm > radius_domain)
-        scale = jnp.where(moved, radius_domain / jnp.where(moved, norm, 1.0), 1.0)
-        return scale, moved
+        scale, moved = _projection_scale(norm, radius_domain)
+        scale = jnp.where(t > 1, scale, 1.0).astype(problem.dtype)
+        return scale, (t > 1) & moved
 
     def accumulate(sums, state, scale, t):
         weights = (t >= taus).astype(problem.dtype) * scale
@@ -170,8 +200,9 @@ def run_fused(
             ) | {"iterate_norm": metrics["iterate_norm"]}
         elif record_saer:
             metrics["saer"] = found.saer
-        bad = jnp.logical_not(jnp.isfinite(norm) & jnp.isfinite(found.grad_norm))
-        nonfinite = jnp.where((nonfinite < 0) & bad, t, nonfinite)
+        # iterate_norm = scale * norm is NaN or infinite whenever the state's norm
+        # is (an overflowed norm has a NaN scale), so it carries the flag.
+        nonfinite = _flag_nonfinite(nonfinite, metrics, t)
         return new, nonfinite, metrics
 
     def body(carry, t):

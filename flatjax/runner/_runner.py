@@ -11,10 +11,20 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from .._checks import check_int
+from .._checks import (
+    check_in_support,
+    check_int,
+    check_prng_key,
+    check_real,
+    check_training_set,
+    check_vector,
+)
 from ..optim import tree_norm
-from ..optim._transforms import project_point
-from ..problems._base import AbstractProblem
+from ..problems import AbstractProblem
+
+#: The metrics whose non-finite value flags a run (``nonfinite_step``); a user's
+#: ``extra_metrics`` may be infinite on purpose and are not read.
+_FLAGGED_METRICS = ("empirical_risk", "grad_norm", "iterate_norm", "saer")
 
 
 class RunResult(NamedTuple):
@@ -38,8 +48,13 @@ class RunResult(NamedTuple):
             suffix average, each of shape ``(k,)``.
         projection_acted: whether the projection onto the domain ever changed an
             iterate (the paper's lower-bound runs never project).
-        nonfinite_step: the first 1-based $t$ whose iterate or gradient is NaN/Inf,
-            or -1 (a per-run flag: a bad run does not stop a sweep).
+        nonfinite_step: the first 1-based $t$ at which the run diverged, or -1 (a
+            per-run flag: a bad run does not stop a sweep). Iterate $t$ counts as
+            diverged when $w_t$, $\|w_t\|$, $F_S(w_t)$, $\|\nabla F_S(w_t)\|$
+            or (when recorded) $F_S^r(w_t)$ is NaN or infinite. A norm that
+            overflows a finite iterate counts, and the projection never hides an
+            overflow: an update whose norm is not finite is projected to NaN, not
+            scaled to 0, so its iterate is flagged and every later value is NaN.
     """
 
     metrics: dict[str, Array]
@@ -62,11 +77,15 @@ def default_suffix_starts(steps: int) -> tuple[int, ...]:
     return tuple(sorted({*quarters, steps}))
 
 
-def _check_suffix_starts(starts, steps: int) -> tuple[int, ...]:
-    starts = tuple(int(check_int("run", "suffix_starts", s, 1)) for s in starts)
+def _check_suffix_starts(call: str, starts, steps: int) -> tuple[int, ...]:
+    if isinstance(starts, str) or not isinstance(starts, Sequence):
+        raise TypeError(
+            f"`{call}(suffix_starts=...)` must be a sequence of ints, got {starts!r}"
+        )
+    starts = tuple(int(check_int(call, "suffix_starts", s, 1)) for s in starts)
     if any(s > steps for s in starts):
         raise ValueError(
-            f"`run(suffix_starts=...)` must lie in [1, steps={steps}], got {starts}"
+            f"`{call}(suffix_starts=...)` must lie in [1, steps={steps}], got {starts}"
         )
     return tuple(sorted({1, *starts}))
 
@@ -130,9 +149,24 @@ def run(
     Returns:
         A ``RunResult``.
 
+    Divergence is data, not an error: ``nonfinite_step`` records the first
+    iterate whose value, norm, gradient norm or SAER is NaN or infinite (see
+    ``RunResult``); the projection maps an update whose norm overflows to NaN, so
+    it can never hide one.
+
     Raises:
-        ValueError: for ``steps < 1``, a training set of the wrong size, bad
-            ``suffix_starts``, or ``saer_radius`` without a ``maximizer``.
+        TypeError: for a ``problem`` that is not an ``AbstractProblem``, an
+            ``optimizer`` that is not an optax transform, a non-array ``S`` or
+            ``w1``, a non-callable ``maximizer``, a ``key`` that is not a PRNG key,
+            non-int ``steps``, ``suffix_starts`` or ``population_samples``, or
+            ``extra_metrics`` that is not a dict of functions.
+        ValueError: for ``steps < 1``, an ``S`` whose shape is not
+            ``(problem.n, *problem.example_shape)`` or (when concrete) whose
+            examples the problem cannot draw, a ``w1`` of the wrong shape, bad
+            ``suffix_starts``, ``population_samples < 2``, a negative or
+            non-finite concrete ``saer_radius`` or one without a ``maximizer``.
+            A traced ``S`` or ``saer_radius`` is checked at run time (see
+            ``flatjax.runtime_checks``).
 
     Examples:
         >>> import jax
@@ -143,9 +177,27 @@ def run(
         >>> result.final, result.metrics["grad_norm"].max()  # SAM never moves
         (Array([0.], dtype=float64), Array(0., dtype=float64))
     """
-    steps, starts, w1 = _check_inputs(problem, S, steps, w1, suffix_starts)
+    if not isinstance(optimizer, optax.GradientTransformation):
+        raise TypeError(
+            "`run(optimizer=...)` must be an optax GradientTransformation (e.g. "
+            f"`flatjax.optim.sam(0.1, 0.05)`), got a {type(optimizer).__name__}"
+        )
     if saer_radius is not None and maximizer is None:
         raise ValueError("`run(saer_radius=...)` needs `maximizer=` to evaluate F_S^r")
+    if saer_radius is not None:
+        saer_radius = check_real("run", "saer_radius", saer_radius, lower=0.0)
+    S, steps, starts, w1 = _check_inputs(
+        "run",
+        problem,
+        S,
+        steps,
+        w1,
+        suffix_starts,
+        maximizer,
+        key,
+        population_samples,
+        extra_metrics,
+    )
     observe = _observer(
         problem, S, key, population_samples, saer_radius, maximizer, extra_metrics
     )
@@ -161,20 +213,20 @@ def run(
 
     taus = jnp.asarray(starts, jnp.int32)
     per_step_population = record_population and population_every_step
+    domain = jnp.asarray(problem.domain_radius, problem.dtype)
 
     def step(carry, t):
         w, state, sums, acted, nonfinite = carry
         value, grad = value_and_grad(w)
         metrics = observe(w, t, value, tree_norm(grad), per_step_population)
         sums = sums + (t >= taus)[:, None].astype(w.dtype) * w[None, :]
-        bad = jnp.logical_not(jnp.all(jnp.isfinite(w)) & jnp.all(jnp.isfinite(grad)))
-        nonfinite = jnp.where((nonfinite < 0) & bad, t, nonfinite)
+        nonfinite = _flag_nonfinite(nonfinite, metrics, t)
         updates, state = optimizer.update(
             grad, state, w, grad_fn=grad_fn, loss_fn=loss_fn, maximizer=maximizer
         )
         w = optax.apply_updates(w, updates)
         if project:
-            w, moved = project_point(w, problem.domain_radius)
+            w, moved = _project(w, domain)
             acted = acted | moved
         return (w, state, sums, acted, nonfinite), metrics
 
@@ -193,10 +245,7 @@ def run(
         w_last, jnp.int32(steps), last_value, tree_norm(last_grad), per_step_population
     )
     sums = sums + w_last[None, :]
-    bad = jnp.logical_not(
-        jnp.all(jnp.isfinite(w_last)) & jnp.all(jnp.isfinite(last_grad))
-    )
-    nonfinite = jnp.where((nonfinite < 0) & bad, steps, nonfinite)
+    nonfinite = _flag_nonfinite(nonfinite, last, steps)
     return _finish(
         problem,
         S,
@@ -213,23 +262,94 @@ def run(
     )
 
 
-def _check_inputs(problem, S, steps, w1, suffix_starts):
-    """Validate ``run``'s shared arguments: (steps, suffix starts, w1)."""
-    steps = check_int("run", "steps", steps, 1)
-    if S.shape[0] != problem.n:
-        raise ValueError(
-            f"`run(S=...)` must have {problem.n} examples (problem.n), got shape "
-            f"{S.shape}"
+def _flag_nonfinite(nonfinite, metrics: dict, t) -> Int[Array, ""]:
+    r"""``t`` if no step was flagged yet and a flagged metric is not finite.
+
+    The norms $\|w_t\|$ and $\|\nabla F_S(w_t)\|$ are finite exactly when every
+    entry is finite and the sum of squares does not overflow, so checking them
+    costs no pass over $w_t$.
+    """
+    bad = jnp.asarray(False)
+    for name in _FLAGGED_METRICS:
+        if name in metrics:
+            bad = bad | jnp.logical_not(jnp.isfinite(metrics[name]))
+    return jnp.where((nonfinite < 0) & bad, t, nonfinite).astype(jnp.int32)
+
+
+def _projection_scale(norm, radius) -> tuple[Array, Bool[Array, ""]]:
+    """The factor projecting a point of norm ``norm`` onto the ball; whether it acts.
+
+    ``radius / norm`` outside the ball and 1 inside; NaN when the norm is NaN or
+    infinite, so an overflow is never scaled to a finite point (nor a state whose
+    bookkeeping went NaN kept as if nothing happened): it stays flagged, and every
+    later value is NaN.
+    """
+    acted = norm > radius
+    finite = jnp.isfinite(norm)
+    safe = jnp.where(acted & finite, norm, 1.0)
+    scale = jnp.where(finite, jnp.where(acted, radius / safe, 1.0), jnp.nan)
+    return scale.astype(jnp.result_type(norm)), acted
+
+
+def _project(w, radius):
+    """Project ``w`` onto the ball of ``radius`` (NaN if its norm is not finite)."""
+    scale, acted = _projection_scale(tree_norm(w), radius)
+    projected = jax.tree_util.tree_map(lambda x: (scale * x).astype(x.dtype), w)
+    return projected, acted
+
+
+def _check_inputs(
+    call,
+    problem,
+    S,
+    steps,
+    w1,
+    suffix_starts,
+    maximizer,
+    key,
+    population_samples,
+    extra_metrics,
+):
+    """Validate ``run``'s shared arguments: returns (S, steps, suffix starts, w1)."""
+    if not isinstance(problem, AbstractProblem):
+        raise TypeError(
+            f"`{call}(problem=...)` must be a flatjax problem (an AbstractProblem), "
+            f"got a {type(problem).__name__}"
         )
+    steps = check_int(call, "steps", steps, 1)
+    S = check_training_set(call, problem, S)
+    S = check_in_support(call, problem, S)
     starts = _check_suffix_starts(
-        default_suffix_starts(steps) if suffix_starts is None else suffix_starts, steps
+        call,
+        default_suffix_starts(steps) if suffix_starts is None else suffix_starts,
+        steps,
     )
-    w1 = problem.initial_point() if w1 is None else jnp.asarray(w1, problem.dtype)
-    if w1.shape != (problem.d,):
-        raise ValueError(
-            f"`run(w1=...)` must have shape ({problem.d},), got {w1.shape}"
+    if w1 is None:
+        w1 = problem.initial_point()
+    else:
+        w1 = check_vector(call, "w1", w1, problem.d).astype(problem.dtype)
+    if maximizer is not None and not callable(maximizer):
+        raise TypeError(
+            f"`{call}(maximizer=...)` must be callable as maximizer(w, radius), got "
+            f"a {type(maximizer).__name__}"
         )
-    return steps, starts, w1
+    check_prng_key(call, key, optional=True)
+    check_int(call, "population_samples", population_samples, 2)
+    if extra_metrics is not None:
+        if not isinstance(extra_metrics, dict) or not all(
+            isinstance(name, str) and callable(fn) for name, fn in extra_metrics.items()
+        ):
+            raise TypeError(
+                f"`{call}(extra_metrics=...)` must be a dict of name -> function of "
+                f"w, got {extra_metrics!r}"
+            )
+        clash = sorted(set(extra_metrics) & {*_FLAGGED_METRICS, "population_risk"})
+        if clash:
+            raise ValueError(
+                f"`{call}(extra_metrics=...)` must not reuse the built-in metric "
+                f"names {clash}"
+            )
+    return S, steps, starts, w1
 
 
 def _observer(problem, S, key, population_samples, saer_radius, maximizer, extra):

@@ -11,7 +11,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, Int
 
-from ..problems._base import AbstractProblem, RiskEstimate
+from ..problems import AbstractProblem, RiskEstimate
 from ._runner import run
 
 
@@ -57,6 +57,15 @@ class LeaveOneOut(AbstractProblem):
     def domain_radius(self) -> float:
         """The wrapped problem's domain radius."""
         return self.problem.domain_radius
+
+    @property
+    def example_shape(self) -> tuple[int, ...]:
+        """The wrapped problem's example shape."""
+        return self.problem.example_shape
+
+    def in_support(self, z):
+        """The wrapped problem's support (the null example is never in ``S``)."""
+        return self.problem.in_support(z)
 
     def sample(self, key):
         """The wrapped problem's sampler."""

@@ -22,13 +22,12 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from .._environment import environment
-from ..problems._kernel import ALGORITHMS
-from ..runner import run, run_fused
+from ..optim import ALGORITHMS
+from ..runner import run_fused
 from ._config import (
     MAXIMIZERS,
     PROBLEMS,
     SweepConfig,
-    build_optimizer,
     build_problem,
     static_groups,
     traced_points,
@@ -135,46 +134,34 @@ def _one_run(config: SweepConfig, group: Mapping):
         key = jax.random.fold_in(group_key, run_index)
         sample_key, population_key = jax.random.split(key)
         problem = build_problem(config, group, point)
-        if config.conditioned and hasattr(problem, "sample_conditioned"):
+        if config.conditioned:
             S = problem.sample_conditioned(sample_key)
         else:
             S = problem.sample(sample_key)
         maximizer = None
         if config.maximizer is not None:
             maximizer = MAXIMIZERS[config.problem][config.maximizer](problem, S)
-        extra = {}
-        if hasattr(problem, "certificate"):
-            extra["certificate"] = lambda w: problem.certificate(w, S)
         options = dict(
             suffix_starts=starts,
             record_population=config.population,
             population_every_step="curves" in config.record,
             key=population_key,
-            extra_metrics=extra,
+            extra_metrics=problem.extra_metrics(S),
         )
-        if config.optimizer in ALGORITHMS:
-            # GD, SAM and SA-GD go through the problem's fused kernel if it has one.
-            result = run_fused(
-                problem,
-                config.optimizer,
-                S,
-                steps,
-                learning_rate=point["learning_rate"],
-                radius=point.get("radius", 0.0),
-                maximizer=maximizer,
-                record_saer=maximizer is not None,
-                **options,
-            )
-        else:
-            result = run(
-                problem,
-                build_optimizer(config, point),
-                S,
-                steps,
-                maximizer=maximizer,
-                saer_radius=point.get("radius") if maximizer is not None else None,
-                **options,
-            )
+        # Every named optimizer (flatjax.optim.ALGORITHMS) goes through run_fused:
+        # the problem's fused kernel where it has one, run otherwise.
+        hyperparameters = ALGORITHMS[config.optimizer].hyperparameters
+        result = run_fused(
+            problem,
+            config.optimizer,
+            S,
+            steps,
+            learning_rate=point["learning_rate"],
+            radius=point["radius"] if "radius" in hyperparameters else 0.0,
+            maximizer=maximizer,
+            record_saer=maximizer is not None,
+            **options,
+        )
         record = {
             "nonfinite_step": result.nonfinite_step,
             "projection_acted": result.projection_acted,

@@ -7,6 +7,7 @@ on timings.
 
 import json
 import math
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -188,3 +189,18 @@ def test_bench_measures_smoke(tmp_path):
     assert payload["recompilation"]["recompiled"] is False
     names = [t["target"] for t in payload["targets"]]
     assert any("HVP" in n for n in names) and any("second call" in n for n in names)
+
+
+def test_bench_checks_smoke(tmp_path):
+    payload = run_smoke("bench_checks", tmp_path)
+    check_environment(payload, "bench_checks")
+    labels = [row["label"] for row in payload["results"]]
+    assert labels == ["SAMTrap SAM", "SAGDTrap SA-GD"]
+    for row in payload["results"]:
+        # The checks only read their inputs: the two programs agree bit for bit.
+        assert row["max_abs_diff"] == 0.0, row
+        assert len(row["ratios"]) == row["rounds"] >= 2
+        assert all(positive(r) for r in row["ratios"])
+        assert positive(row["median_checked_s"]) and positive(row["median_unchecked_s"])
+        assert row["overhead"] == pytest.approx(statistics.median(row["ratios"]) - 1)
+    assert len(payload["targets"]) == 2

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import flatjax
 import flatjax.optim as optim
 from flatjax.optim import (
     AscentMaximizer,
@@ -267,8 +268,15 @@ def test_solver_jit_and_vmap_equal_a_loop():
     instances = [random_instance(KINDS[i % len(KINDS)], 4, rng) for i in range(16)]
     hessians, linears, radii = (np.stack(x) for x in zip(*instances, strict=True))
     radii[3] = 0.0
-    radii[4] = -1.0  # traced, so unchecked: a radius <= 0 returns 0 (documented)
-    batched = np.asarray(solve_batch(hessians, linears, radii))
+    radii[4] = -1.0
+    # A traced negative radius is refused at run time while runtime checks are on
+    # (the default); with them off it returns 0 (documented). The setting is read
+    # at trace time, so the unchecked program is a fresh jit.
+    with pytest.raises(Exception, match=r"maximize_quadratic_on_ball\(radius=...\)"):
+        solve_batch(hessians, linears, radii)
+    with flatjax.runtime_checks(False):
+        unchecked = jax.jit(jax.vmap(maximize_quadratic_on_ball))
+        batched = np.asarray(unchecked(hessians, linears, radii))
     looped = np.stack(
         [
             np.asarray(maximize_quadratic_on_ball(hessian, linear, max(radius, 0.0)))
