@@ -602,10 +602,16 @@ def measures_predict(settings: Settings) -> Experiment:
         ax.axhline(0.0, color="k", lw=0.8)
         ax.set_xticks(positions + 0.4 - width / 2)
         ax.set_xticklabels(names_used, rotation=70, ha="right", fontsize=6)
-        ax.set_ylabel("Kendall tau with population risk")
-        ax.set_title("Which measures predict risk? (> 0: sharper = worse)")
 
-    figure = save_figure(settings, "measures_predict_kendall", draw)
+    figure = save_figure(
+        settings,
+        "measures_predict_kendall",
+        draw,
+        xlabel="measure",
+        ylabel="Kendall tau with population risk",
+        title="Which measures predict risk? (> 0: sharper = worse)",
+        size=(7.2, 4.4),
+    )
     return Experiment(
         "measures_predict",
         "Flatness measures against the exact population risk (Kendall tau)",

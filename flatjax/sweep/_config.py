@@ -12,11 +12,10 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 import jax.numpy as jnp
 
-from ..optim import FunctionMaximizer, QuadraticMaximizer, gd, sa_gd, sam
+from ..optim import ALGORITHMS, FunctionMaximizer, QuadraticMaximizer, make_optimizer
 from ..problems import (
     ClassicERM,
     FlatERM,
@@ -46,26 +45,10 @@ PROBLEMS: dict[str, _ProblemSpec] = {
     "SquaredHinge": _ProblemSpec(SquaredHinge, ("d", "n"), ("margin",)),
 }
 
-#: The optimizers a sweep can name, with their (traced) hyperparameters.
-OPTIMIZERS: dict[str, tuple[Callable[..., Any], tuple[str, ...]]] = {
-    "gd": (lambda learning_rate: gd(learning_rate), ("learning_rate",)),
-    "sam": (
-        lambda learning_rate, radius: sam(learning_rate, radius),
-        ("learning_rate", "radius"),
-    ),
-    "usam": (
-        lambda learning_rate, radius: sam(learning_rate, radius, ascent="unnormalized"),
-        ("learning_rate", "radius"),
-    ),
-    "asam": (
-        lambda learning_rate, radius: sam(learning_rate, radius, ascent="adaptive"),
-        ("learning_rate", "radius"),
-    ),
-    "sa_gd": (
-        lambda learning_rate, radius: sa_gd(learning_rate, radius),
-        ("learning_rate", "radius"),
-    ),
-}
+#: The optimizers a sweep can name, with their (traced) hyperparameters: the one
+#: table ``flatjax.optim.ALGORITHMS`` (name -> ``Algorithm(factory, hyperparameters,
+#: ...)``), not a copy of it.
+OPTIMIZERS = ALGORITHMS
 
 
 def _adversarial(problem, S):
@@ -385,7 +368,7 @@ def validate(config: SweepConfig) -> None:
         if not isinstance(name, str):
             _fail("grid", f"keys must be strings, got {name!r}")
     spec = PROBLEMS[config.problem]
-    _, optimizer_args = OPTIMIZERS[config.optimizer]
+    optimizer_args = OPTIMIZERS[config.optimizer].hyperparameters
     known = set(spec.static) | set(spec.traced) | set(optimizer_args) | {"steps"}
     for name, values in config.grid.items():
         if name not in known:
@@ -491,5 +474,7 @@ def build_problem(config: SweepConfig, group: Mapping, point: Mapping):
 
 def build_optimizer(config: SweepConfig, point: Mapping):
     """The optimizer of one grid point (hyperparameters may be traced)."""
-    factory, names = OPTIMIZERS[config.optimizer]
-    return factory(**{n: point[n] for n in names})
+    return make_optimizer(
+        config.optimizer,
+        **{n: point[n] for n in OPTIMIZERS[config.optimizer].hyperparameters},
+    )
