@@ -403,7 +403,14 @@ class SAMTrap(AbstractProblem):
         return jnp.zeros((self.d,), self.dtype).at[-1].set(-0.5 * self.lambda_)
 
     def fused_kernel(
-        self, S: Array, algorithm: str, learning_rate, radius, maximizer=None
+        self,
+        S: Array,
+        algorithm: str,
+        learning_rate,
+        radius,
+        maximizer=None,
+        *,
+        zero_start: bool = False,
     ) -> AbstractFusedKernel | None:
         r"""GD and SAM on the $2^n\times T$ block layout (see ``AbstractProblem``).
 

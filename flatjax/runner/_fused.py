@@ -107,7 +107,9 @@ def run_fused(
     if record_saer and maximizer is None:
         raise ValueError("`run_fused(record_saer=True)` needs `maximizer=`")
     saer_radius = radius if record_saer else None
-    kernel = problem.fused_kernel(S, algorithm, learning_rate, radius, maximizer)
+    kernel = problem.fused_kernel(
+        S, algorithm, learning_rate, radius, maximizer, zero_start=w1 is None
+    )
     if kernel is None:
         return run(
             problem,
@@ -131,24 +133,48 @@ def run_fused(
     )
     taus = jnp.asarray(starts, jnp.int32)
     per_step_population = record_population and population_every_step
-    needs_flat = per_step_population or bool(extra_metrics)
+    state = kernel.init(w1)
+    # A kernel that evaluates run's metrics in its own layout never needs the flat
+    # iterate (unless extra metrics ask for it).
+    in_layout = not extra_metrics and (
+        kernel.observe(kernel.iterate(state), population=False, saer=False) is not None
+    )
+    needs_flat = (per_step_population and not in_layout) or bool(extra_metrics)
     radius_domain = jnp.asarray(problem.domain_radius, problem.dtype)
 
     def projection(norm, t):
-        """The projection factor of iterate t (w_1 is taken as given, as in run)."""
+        """The projection factor of iterate t (w_1 is taken as given, as in run).
+
+        A norm that is not finite (NaN, or a finite iterate whose norm overflows)
+        gives a NaN factor: the projection never turns an overflow into a
+        plausible iterate (the non-finite flag is raised at the same step).
+        """
         if not project:
             return jnp.asarray(1.0, problem.dtype), jnp.asarray(False)
         moved = (t > 1) & (norm > radius_domain)
         scale = jnp.where(moved, radius_domain / jnp.where(moved, norm, 1.0), 1.0)
+        scale = jnp.where(jnp.isfinite(norm), scale, jnp.nan)
         return scale, moved
 
+    def segment(t):
+        """The suffix segment of iterate t: the j with tau_j <= t < tau_{j+1}."""
+        return jnp.searchsorted(taus, t, side="right") - 1
+
     def accumulate(sums, state, scale, t):
-        weights = (t >= taus).astype(problem.dtype) * scale
-        return jax.tree_util.tree_map(
-            lambda total, x: total + weights.reshape(-1, *[1] * x.ndim) * x[None],
-            sums,
-            kernel.iterate(state),
-        )
+        # One running sum per segment [tau_j, tau_{j+1}): one pass per step
+        # whatever the number of suffix starts; suffix sums are summed at the end.
+        j = segment(t)
+
+        def add(total, x):
+            current = jax.lax.dynamic_index_in_dim(total, j, keepdims=False)
+            return jax.lax.dynamic_update_index_in_dim(
+                total, current + scale * x, j, axis=0
+            )
+
+        return jax.tree_util.tree_map(add, sums, kernel.iterate(state))
+
+    def scaled(state, scale):
+        return jax.tree_util.tree_map(lambda x: scale * x, kernel.iterate(state))
 
     def visit(state, norm, scale, t, nonfinite):
         """The update from iterate t (= scale * state) and its metrics."""
@@ -159,7 +185,7 @@ def run_fused(
             "grad_norm": found.grad_norm,
         }
         if needs_flat or (record_saer and found.saer is None):
-            w = scale * kernel.flat(kernel.iterate(state))
+            w = kernel.flat(scaled(state, scale))
             metrics = observe(
                 w,
                 t,
@@ -168,10 +194,18 @@ def run_fused(
                 per_step_population,
                 found.saer,
             ) | {"iterate_norm": metrics["iterate_norm"]}
-        elif record_saer:
-            metrics["saer"] = found.saer
-        bad = jnp.logical_not(jnp.isfinite(norm) & jnp.isfinite(found.grad_norm))
-        nonfinite = jnp.where((nonfinite < 0) & bad, t, nonfinite)
+        else:
+            if record_saer:
+                metrics["saer"] = found.saer
+            if per_step_population:
+                at = kernel.observe(scaled(state, scale), population=True, saer=False)
+                metrics["population_risk"] = at["population_risk"]
+                metrics["population_exact"] = at["population_exact"]
+        checked = [norm, found.grad_norm, found.empirical_risk]
+        if found.saer is not None:
+            checked.append(found.saer)
+        finite = jnp.all(jnp.isfinite(jnp.stack(checked)))
+        nonfinite = jnp.where((nonfinite < 0) & ~finite, t, nonfinite)
         return new, nonfinite, metrics
 
     def body(carry, t):
@@ -185,7 +219,6 @@ def run_fused(
         sums = accumulate(sums, new, new_scale, t + 1)
         return (new, new_norm, new_scale, sums, acted | moved, nonfinite), metrics
 
-    state = kernel.init(w1)
     norm = kernel.norm(state)
     scale, acted = projection(norm, 1)
     sums = jax.tree_util.tree_map(
@@ -201,19 +234,47 @@ def run_fused(
     state, norm, scale, sums, acted, nonfinite = carry
     # The last iterate w_T is observed (its update is discarded).
     _, nonfinite, last = visit(state, norm, scale, jnp.int32(steps), nonfinite)
-    w_last = scale * kernel.flat(kernel.iterate(state))
-    flat_sums = jax.vmap(kernel.flat)(sums)
-    return _finish(
-        problem,
-        S,
-        observe,
-        steps,
+    # Suffix sums from the segments' sums: sum_{t >= tau_j} = segments j, j+1, ...
+    sums = jax.tree_util.tree_map(
+        lambda x: jnp.flip(jnp.cumsum(jnp.flip(x, 0), axis=0), 0), sums
+    )
+    final = scaled(state, scale)
+    if not in_layout:
+        return _finish(
+            problem,
+            S,
+            observe,
+            steps,
+            metrics,
+            last,
+            kernel.flat(final),
+            jax.vmap(kernel.flat)(sums),
+            acted,
+            nonfinite,
+            taus,
+            record_population,
+        )
+    # The metrics of the suffix averages in the kernel's layout: the flat vectors
+    # of the result are built only if the caller uses them (under jit, XLA drops
+    # them otherwise).
+    metrics = jax.tree_util.tree_map(
+        lambda history, final: jnp.concatenate([history, final[None]]), metrics, last
+    )
+    counts = (steps - taus + 1).astype(problem.dtype)
+    averages = jax.tree_util.tree_map(
+        lambda x: x / counts.reshape(-1, *[1] * (x.ndim - 1)), sums
+    )
+    suffix_metrics = jax.vmap(
+        lambda average: kernel.observe(
+            average, population=record_population, saer=saer_radius is not None
+        )
+    )(averages)
+    return RunResult(
         metrics,
-        last,
-        w_last,
-        flat_sums,
+        kernel.flat(final),
+        taus,
+        jax.vmap(kernel.flat)(averages),
+        suffix_metrics,
         acted,
         nonfinite,
-        taus,
-        record_population,
     )
