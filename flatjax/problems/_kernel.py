@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from typing import Literal, NamedTuple
+from typing import ClassVar, Literal, NamedTuple
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -69,7 +69,13 @@ class AbstractFusedKernel(eqx.Module):
     current iterate as ``scale * iterate(state)`` (``scale`` $\le 1$ is the
     projection factor the runner computes from ``norm(state)``), so projecting
     costs no extra pass.
+
+    ``unroll`` is the number of steps per loop iteration of ``run_fused``'s scan:
+    2 saves loop-control round trips between small per-step operations (about
+    1.2x for SAM on SAMTrap(6, 64) on a 2-core CPU) at twice the compile time.
     """
+
+    unroll: ClassVar[int] = 2
 
     @abc.abstractmethod
     def init(self, w: Float[Array, " d"]) -> PyTree:

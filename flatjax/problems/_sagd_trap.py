@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import equinox as eqx
 import jax
@@ -396,13 +396,19 @@ def _risk_and_slopes(base, spread, rho, n):
 
 
 def _oracle_position(row):
-    r"""The adversarial oracle on block $I$: whether some $w^{(I)}(j)\ge0$, and $j$.
+    r"""The oracle on block $I$: (some $w^{(I)}(j)\ge0$?, first such $j$, $w^{(I)}(j)$).
 
     The first such $j$ (``argmax`` of the first true), the tie-break of
-    ``SAGDTrap.adversarial_maximizer``; without one the oracle perturbs $w(d)$.
+    ``SAGDTrap.adversarial_maximizer``; without one the oracle perturbs $w(d)$
+    (``argmax`` is then 0 and $w^{(I)}(0) < 0$ says so).
     """
-    free = row >= 0
-    return jnp.any(free), jnp.argmax(free)
+    size = row.shape[-1]
+    # min over a masked iota: a plain reduction, which XLA vectorizes (an argmax
+    # is a pair reduction, about twice as slow on a CPU).
+    j = jnp.min(jnp.where(row >= 0, jnp.arange(size, dtype=jnp.int32), size), axis=-1)
+    j = jnp.minimum(j, size - 1)  # none free: the last entry, which is < 0
+    x = jnp.take_along_axis(row, j[..., None], axis=-1)[..., 0]
+    return x >= 0, j, x
 
 
 def _row_parts(row):
@@ -457,7 +463,7 @@ class AdversarialMaximizer(eqx.Module):
         block = jax.lax.dynamic_index_in_dim(
             p.blocks(w), self.index, axis=0, keepdims=False
         )
-        in_block, j = _oracle_position(block)
+        in_block, j, _ = _oracle_position(block)
         position = jnp.where(in_block, p.T * self.index + j, p.d - 1)
         return radius * jax.nn.one_hot(position, p.d, dtype=w.dtype)
 
@@ -536,8 +542,7 @@ class _SAGDTrapKernel(AbstractFusedKernel):
             row = scale * jax.lax.dynamic_index_in_dim(
                 state.blocks, i, axis=0, keepdims=False
             )
-            in_block, j = _oracle_position(row)
-            x = row[j]
+            in_block, j, x = _oracle_position(row)
             up = x + self.radius
             # w_t + v_t differs from w_t in one coordinate: correct row i's sums.
             change = jnp.where(in_block, 1.0, 0.0)
@@ -622,6 +627,9 @@ class _CompressedSAGDTrapKernel(AbstractFusedKernel):
     the row is block 0's.
     """
 
+    # Its steps are a few passes over T entries: unrolling gains nothing measurable
+    # (2-core CPU) and doubles the compile time.
+    unroll: ClassVar[int] = 1
     problem: SAGDTrap
     plus: Float[Array, " n"]
     index: Int[Array, ""]
@@ -659,8 +667,7 @@ class _CompressedSAGDTrapKernel(AbstractFusedKernel):
 
     def _ascent(self, row, positive, negative, last):
         """The oracle at (row, last): F_S(w + v), 2a_I, 2c, and where v went."""
-        in_block, j = _oracle_position(row)
-        x = row[j]
+        in_block, j, x = _oracle_position(row)
         up = x + self.radius
         change = jnp.where(in_block, 1.0, 0.0)
         ascended_last = last + (1.0 - change) * self.radius
@@ -694,9 +701,14 @@ class _CompressedSAGDTrapKernel(AbstractFusedKernel):
         )
         if self.adversarial:
             corner = seen * jnp.maximum(up, 0.0) + (total - seen) * jnp.minimum(up, 0.0)
-            bulk = new_row[j]
             moved = x - self.learning_rate * corner
-            new_row = new_row.at[j].set(jnp.where(in_block, moved, bulk))
+            # The update's value at j, from x (no read of the new row), and the
+            # oracle's instead: one elementwise pass, no scatter.
+            bulk = x - self.learning_rate * (
+                seen * jnp.maximum(x, 0.0) + (total - seen) * jnp.minimum(x, 0.0)
+            )
+            at_j = (jnp.arange(row.shape[-1]) == j) & in_block
+            new_row = jnp.where(at_j, moved, new_row)
             dp, dn = _entry_change(bulk, moved, change)
             new_positive, new_negative = new_positive + dp, new_negative + dn
         new = CompressedSAGDTrapState(
