@@ -842,6 +842,10 @@ def main(argv=None) -> dict[str, Any]:
         group["wall_s"] = time.perf_counter() - start
         groups.append(group)
         print(f"[{NAME}] {group['label']}: {group['wall_s']:.1f} s", flush=True)
+        # Each finished case is on disk at once (a long run stopped later keeps it).
+        _common.write_json(
+            args.out, {"benchmark": NAME, "partial": True, "groups": groups}
+        )
     target_rows = targets(groups, smoke)
     payload = {
         "benchmark": NAME,
