@@ -102,8 +102,8 @@ def run_fused(
         raise ValueError(
             f"`run_fused(algorithm=...)` must be one of {ALGORITHMS}, got {algorithm!r}"
         )
-    check_real("run_fused", "learning_rate", learning_rate, lower=0.0)
-    check_real("run_fused", "radius", radius, lower=0.0)
+    learning_rate = check_real("run_fused", "learning_rate", learning_rate, lower=0.0)
+    radius = check_real("run_fused", "radius", radius, lower=0.0)
     if record_saer and maximizer is None:
         raise ValueError("`run_fused(record_saer=True)` needs `maximizer=`")
     saer_radius = radius if record_saer else None
