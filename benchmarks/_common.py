@@ -22,7 +22,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from flatjax.sweep import use_cpu_cores
+# NumPy baselines run with one BLAS thread: OpenBLAS's thread pool makes the small
+# operations of a per-seed loop 10-60x slower on a 2-core VM, which would inflate
+# every ratio against NumPy. Set before NumPy loads (threadpoolctl also limits it
+# at run time, and the JSON records what NumPy runs).
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+
+from flatjax.sweep import use_cpu_cores  # noqa: E402
 
 # One XLA host device per core, so that flatjax's sharded methods use every core
 # (as `flatjax sweep` does). A user's own XLA_FLAGS setting wins.
@@ -31,6 +38,13 @@ use_cpu_cores()
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
+
+try:
+    import threadpoolctl  # noqa: E402
+
+    _BLAS_LIMIT = threadpoolctl.threadpool_limits(1)
+except ImportError:  # the environment variables above still apply
+    threadpoolctl = None
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -131,6 +145,8 @@ def environment() -> dict[str, Any]:
         "x64": bool(jax.config.read("jax_enable_x64")),
         "dtype": "float64",
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "blas": threadpoolctl.threadpool_info() if threadpoolctl else None,
+        "load_average": os.getloadavg(),
     }
 
 

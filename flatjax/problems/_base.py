@@ -202,7 +202,14 @@ class AbstractProblem(eqx.Module):
         return jnp.zeros((self.d,), self.dtype)
 
     def fused_kernel(
-        self, S: Array, algorithm: str, learning_rate, radius, maximizer=None
+        self,
+        S: Array,
+        algorithm: str,
+        learning_rate,
+        radius,
+        maximizer=None,
+        *,
+        zero_start: bool = False,
     ) -> AbstractFusedKernel | None:
         r"""A hand-fused trajectory kernel for ``algorithm`` on ``S``, or ``None``.
 
@@ -217,6 +224,9 @@ class AbstractProblem(eqx.Module):
             learning_rate: $\eta$ (may be traced).
             radius: $r$ (may be traced; ignored by ``"gd"``).
             maximizer: the exact maximizer of ``"sa_gd"``.
+            zero_start: the run starts at ``initial_point()`` (0); a kernel may
+                then use a layout that only represents the points the run can
+                reach from there.
         """
         return None
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from typing import Literal, NamedTuple
+from typing import ClassVar, Literal, NamedTuple
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -15,7 +15,19 @@ Algorithm = Literal["gd", "sam", "sa_gd"]
 ALGORITHMS: tuple[str, ...] = ("gd", "sam", "sa_gd")
 
 
-def flat_blocks(iterate: tuple[Array, Array]) -> Float[Array, " d"]:
+class BlockIterate(NamedTuple):
+    r"""An iterate of the constructions in their block layout.
+
+    Attributes:
+        blocks: the $2^n\times T$ block matrix (block $i$ is row $i$).
+        last: the last coordinate $w(d)$.
+    """
+
+    blocks: Float[Array, "m T"]
+    last: Float[Array, ""]
+
+
+def flat_blocks(iterate: BlockIterate) -> Float[Array, " d"]:
     r"""The flat $w$ of the constructions' layout ``(blocks, last)``.
 
     The $2^n\times T$ block matrix row by row, then the last coordinate: the
@@ -57,7 +69,13 @@ class AbstractFusedKernel(eqx.Module):
     current iterate as ``scale * iterate(state)`` (``scale`` $\le 1$ is the
     projection factor the runner computes from ``norm(state)``), so projecting
     costs no extra pass.
+
+    ``unroll`` is the number of steps per loop iteration of ``run_fused``'s scan:
+    2 saves loop-control round trips between small per-step operations (about
+    1.2x for SAM on SAMTrap(6, 64) on a 2-core CPU) at twice the compile time.
     """
+
+    unroll: ClassVar[int] = 2
 
     @abc.abstractmethod
     def init(self, w: Float[Array, " d"]) -> PyTree:
@@ -84,3 +102,17 @@ class AbstractFusedKernel(eqx.Module):
         The next state holds the algorithm's $w_t - \eta\,\tilde g_t$, not
         projected (the next call's ``scale`` does it); the metrics are at $w_t$.
         """
+
+    def observe(
+        self, iterate: PyTree, *, population: bool, saer: bool
+    ) -> dict[str, Array] | None:
+        r"""``run``'s metrics at an iterate in the kernel's layout, or ``None``.
+
+        A kernel whose layout holds enough to evaluate them without the flat vector
+        returns ``empirical_risk`` and ``iterate_norm``, with ``population_risk`` and
+        ``population_exact`` when ``population`` (exact values only), and ``saer``
+        ($F_S^r$ at the kernel's radius, through its maximizer) when ``saer``;
+        ``run_fused`` then never expands the iterate for them. The default,
+        ``None``, makes it evaluate them on the flat iterate.
+        """
+        return None

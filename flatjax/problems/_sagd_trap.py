@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import ClassVar, NamedTuple
 
 import equinox as eqx
 import jax
@@ -28,7 +29,7 @@ from ._base import (
     unseen_probability,
 )
 from ._erm import _TOO_LARGE, _check_example, _first_index, _unseen_mask
-from ._kernel import AbstractFusedKernel, KernelMetrics, flat_blocks
+from ._kernel import AbstractFusedKernel, BlockIterate, KernelMetrics, flat_blocks
 
 
 class SAGDTrap(AbstractProblem):
@@ -213,17 +214,12 @@ class SAGDTrap(AbstractProblem):
         difference = jnp.sum(rows * jnp.abs(rows), axis=1)[:m]  # P_i - N_i
         negative = jnp.sum(jnp.square(jnp.minimum(rows, 0.0)), axis=1)[:m]  # N_i
         plus = 0.5 * (S + 1.0)
-        s = (
-            jnp.sum(negative)
-            + jnp.square(w[-1])
-            + jnp.sum(plus * difference[None, :], axis=1)
+        value, slope = _risk_and_slopes(
+            jnp.sum(negative) + jnp.square(w[-1]),
+            jnp.sum(plus * difference[None, :], axis=1),
+            self.rho,
+            self.n,
         )
-        value = jnp.mean(flat_half_square(s, self.rho))
-        inside = s > 0
-        root = jnp.sqrt(jnp.where(inside, s, 1.0))
-        # slope_k = 2 h'(s_k) / n: the factor 2 of d(x^2)/dx is folded in.
-        slope = jnp.where(inside, jnp.maximum(root - self.rho, 0.0) / root, 0.0)
-        slope = slope / self.n
         seen = jnp.sum(slope[:, None] * plus, axis=0)
         total = jnp.sum(slope)
         # The last row holds w(d): both of its coefficients are c.
@@ -331,17 +327,49 @@ class SAGDTrap(AbstractProblem):
         return maximizer
 
     def fused_kernel(
-        self, S: Array, algorithm: str, learning_rate, radius, maximizer=None
+        self,
+        S: Array,
+        algorithm: str,
+        learning_rate,
+        radius,
+        maximizer=None,
+        *,
+        zero_start: bool = False,
     ) -> AbstractFusedKernel | None:
         r"""GD, and SA-GD with ``adversarial_maximizer``, from per-block statistics.
 
-        The state is the $2^n\times T$ block matrix and $w(d)$. A step makes one
-        pass over the blocks for the row sums $P_i-N_i$ and $N_i$ (which give
+        From $w_1 = 0$ (``zero_start``) the kernel is *compressed*: every update
+        multiplies the positive entries of a block by one factor and its negative
+        entries by another, so a block that is 0 stays 0, and the oracle only ever
+        changes block $I$ and $w(d)$. The state is then block $I$, $w(d)$ and
+        $P_I$, $N_I$ (``CompressedSAGDTrapState``): a step costs $O(T + n)$
+        instead of $O(2^nT)$, suffix sums are sums of block $I$, and every metric
+        of ``run`` (population risk included, exact: only block $I$ can have
+        $P_i \ne N_i$) comes from it; the flat $d$-vector is built only where a
+        result asks for it (``flat``). Sizes whose flat iterate would not fit in
+        memory run this way.
+
+        From any other start the kernel is *dense* (``SAGDTrapState``): the
+        $2^n\times T$ block matrix and $w(d)$ with the row sums $P_i$, $N_i$. A
+        step makes one pass over the blocks for $P_i-N_i$ and $N_i$ (which give
         $F_S(w_t)$, $\|w_t\|$ and $\|\nabla F_S(w_t)\|$ without touching $w$
         again), corrects them at the single coordinate the oracle perturbs (so
         $w_t + v_t$ is never materialized and $F_S^r(w_t) = F_S(w_t + v_t)$ comes
-        free), and one elementwise pass writes $w_{t+1}$. Other maximizers (or
-        ``"sam"``) return ``None``: ``run_fused`` then uses the generic runner.
+        free), and one elementwise pass writes $w_{t+1}$.
+
+        Both follow Theorem 3's dynamics exactly, including steps with
+        $\eta\,\partial > 1$ that flip the signs of a block's entries. Other
+        maximizers (or ``"sam"``) return ``None``: ``run_fused`` then uses the
+        generic runner.
+
+        Args:
+            S: the training set.
+            algorithm: ``"gd"`` or ``"sa_gd"`` (else ``None``).
+            learning_rate: $\eta$ (may be traced).
+            radius: $r$ (may be traced).
+            maximizer: ``adversarial_maximizer(S)`` for ``"sa_gd"``.
+            zero_start: the run starts at $w_1 = 0$ (``run_fused`` passes it when
+                no ``w1`` is given).
         """
         maximizer = getattr(maximizer, "fn", maximizer)  # FunctionMaximizer
         if algorithm == "sa_gd" and not isinstance(maximizer, AdversarialMaximizer):
@@ -349,14 +377,96 @@ class SAGDTrap(AbstractProblem):
         if algorithm not in ("gd", "sa_gd"):
             return None
         S = jnp.asarray(S, self.dtype)
+        plus = 0.5 * (S + 1.0)
+        adversarial = algorithm == "sa_gd"
+        index = maximizer.index if adversarial else jnp.asarray(0)
+        learning_rate = jnp.asarray(learning_rate, self.dtype)
+        radius = jnp.asarray(radius, self.dtype)
+        # The compressed population risk sums over block I's two sign patterns
+        # (needs max_support >= 1, as population_risk's exact branch does).
+        if zero_start and self.max_support >= 1:
+            return _CompressedSAGDTrapKernel(
+                problem=self,
+                plus=jnp.take(plus, index, axis=1),
+                index=index,
+                learning_rate=learning_rate,
+                radius=radius,
+                adversarial=adversarial,
+            )
         return _SAGDTrapKernel(
             problem=self,
-            plus=0.5 * (S + 1.0),
-            index=maximizer.index if algorithm == "sa_gd" else jnp.asarray(0),
-            learning_rate=jnp.asarray(learning_rate, self.dtype),
-            radius=jnp.asarray(radius, self.dtype),
-            adversarial=algorithm == "sa_gd",
+            plus=plus,
+            index=index,
+            learning_rate=learning_rate,
+            radius=radius,
+            adversarial=adversarial,
         )
+
+
+def _risk_and_slopes(base, spread, rho, n):
+    r"""$F_S$ and the slopes $2h'(s_k)/n$ from $s_k = $ ``base + spread[k]``.
+
+    The one copy of Theorem 3's per-example formulas (Lemma 2), shared by
+    ``SAGDTrap.value_and_grad`` and both kernels: $s_k = \sum_i N_i + w(d)^2 +
+    \sum_i \mathbb{1}[z_k(i)=1](P_i-N_i)$, $h(s) = \frac12[\sqrt s-\rho]_+^2$,
+    $2h'(s) = [\sqrt s-\rho]_+/\sqrt s$ (0 at $s = 0$). The gradient is then
+    $2a_i[w^{(i)}]_+ + 2(c-a_i)\min(w^{(i)},0)$ on block $i$ and $2c\,w(d)$,
+    with $2a_i = \sum_k$ slope$_k\mathbb{1}[z_k(i)=1]$ and $2c = \sum_k$ slope$_k$.
+    """
+    s = base + spread
+    value = jnp.mean(flat_half_square(s, rho))
+    inside = s > 0
+    root = jnp.sqrt(jnp.where(inside, s, 1.0))
+    slope = jnp.where(inside, jnp.maximum(root - rho, 0.0) / root, 0.0)
+    return value, slope / n
+
+
+def _oracle_position(row):
+    r"""The oracle on block $I$: (some $w^{(I)}(j)\ge0$?, first such $j$, $w^{(I)}(j)$).
+
+    The first such $j$ (``argmax`` of the first true), the tie-break of
+    ``SAGDTrap.adversarial_maximizer``; without one the oracle perturbs $w(d)$
+    (``argmax`` is then 0 and $w^{(I)}(0) < 0$ says so).
+    """
+    size = row.shape[-1]
+    # min over a masked iota: a plain reduction, which XLA vectorizes (an argmax
+    # is a pair reduction, about twice as slow on a CPU).
+    j = jnp.min(jnp.where(row >= 0, jnp.arange(size, dtype=jnp.int32), size), axis=-1)
+    j = jnp.minimum(j, size - 1)  # none free: the last entry, which is < 0
+    x = jnp.take_along_axis(row, j[..., None], axis=-1)[..., 0]
+    return x >= 0, j, x
+
+
+def _row_parts(row):
+    r"""$P = \|[x]_+\|^2$ and $N = \|[x]_-\|^2$ of the last axis of ``row``."""
+    positive = jnp.sum(jnp.square(jnp.maximum(row, 0.0)), axis=-1)
+    negative = jnp.sum(jnp.square(jnp.minimum(row, 0.0)), axis=-1)
+    return positive, negative
+
+
+def _rescaled_parts(positive, negative, a, b):
+    r"""$P$, $N$ of a row after its positive entries are multiplied by ``a`` and
+    its negative ones by ``b`` (a negative factor moves a part to the other sign).
+    """  # noqa: D205
+    zero = jnp.zeros_like(a)
+    new_positive = jnp.where(a >= 0, jnp.square(a) * positive, zero) + jnp.where(
+        b < 0, jnp.square(b) * negative, zero
+    )
+    new_negative = jnp.where(a < 0, jnp.square(a) * positive, zero) + jnp.where(
+        b >= 0, jnp.square(b) * negative, zero
+    )
+    return new_positive, new_negative
+
+
+def _entry_change(old, new, weight):
+    """The changes of $P$ and $N$ when one entry goes from ``old`` to ``new``."""
+    positive = weight * (
+        jnp.square(jnp.maximum(new, 0.0)) - jnp.square(jnp.maximum(old, 0.0))
+    )
+    negative = weight * (
+        jnp.square(jnp.minimum(new, 0.0)) - jnp.square(jnp.minimum(old, 0.0))
+    )
+    return positive, negative
 
 
 class AdversarialMaximizer(eqx.Module):
@@ -379,21 +489,34 @@ class AdversarialMaximizer(eqx.Module):
         block = jax.lax.dynamic_index_in_dim(
             p.blocks(w), self.index, axis=0, keepdims=False
         )
-        free = block >= 0
-        in_block = p.T * self.index + jnp.argmax(free)
-        position = jnp.where(jnp.any(free), in_block, p.d - 1)
+        in_block, j, _ = _oracle_position(block)
+        position = jnp.where(in_block, p.T * self.index + j, p.d - 1)
         return radius * jax.nn.one_hot(position, p.d, dtype=w.dtype)
 
 
-class _SAGDTrapKernel(AbstractFusedKernel):
-    r"""GD/SA-GD on ``SAGDTrap``.
+class SAGDTrapState(NamedTuple):
+    r"""The dense kernel's state: the iterate in blocks and its per-block sums.
 
-    State ``(blocks, last, positive, negative)``: the $(2^n, T)$ blocks, $w(d)$,
-    and the row sums $P_i = \|[w^{(i)}]_+\|^2$ and $N_i = \|[w^{(i)}]_-\|^2$,
-    computed right after the blocks are written (while they are in cache), so a
-    step reads the blocks once. $P_i$ and $N_i$ are summed directly (not as
-    differences), so a row of one sign has an exactly zero $P_i$ or $N_i$, and
-    $F_S$ and $\|\nabla F_S\|$ are exactly 0 where they should be.
+    Attributes:
+        blocks: the $2^n\times T$ blocks.
+        last: $w(d)$.
+        positive: $P_i = \|[w^{(i)}]_+\|^2$, shape $(2^n,)$.
+        negative: $N_i = \|[w^{(i)}]_-\|^2$, shape $(2^n,)$.
+    """
+
+    blocks: Float[Array, "m T"]
+    last: Float[Array, ""]
+    positive: Float[Array, " m"]
+    negative: Float[Array, " m"]
+
+
+class _SAGDTrapKernel(AbstractFusedKernel):
+    r"""GD/SA-GD on ``SAGDTrap`` from any start, on the whole block matrix.
+
+    $P_i$ and $N_i$ are carried, updated from the rows' multipliers right after
+    the blocks are written, so a step reads the blocks once. They are summed
+    directly (not as differences), so a row of one sign has an exactly zero $P_i$
+    or $N_i$, and $F_S$ and $\|\nabla F_S\|$ are exactly 0 where they should be.
     """
 
     problem: SAGDTrap
@@ -404,37 +527,35 @@ class _SAGDTrapKernel(AbstractFusedKernel):
     adversarial: bool = eqx.field(static=True)
 
     def init(self, w):
-        return (self.problem.blocks(w), w[-1], *self.problem._block_parts(w))
+        return SAGDTrapState(
+            self.problem.blocks(w), w[-1], *self.problem._block_parts(w)
+        )
 
     def iterate(self, state):
-        return state[:2]
+        return BlockIterate(state.blocks, state.last)
 
     def flat(self, iterate):
         return flat_blocks(iterate)
 
     def norm(self, state):
-        _, last, positive, negative = state
-        return jnp.sqrt(jnp.sum(positive + negative) + jnp.square(last))
+        return jnp.sqrt(
+            jnp.sum(state.positive + state.negative) + jnp.square(state.last)
+        )
 
     def _slopes(self, positive, negative, last):
-        # s_k, F_S and the slopes of SAGDTrap.value_and_grad from P_i and N_i.
         p = self.problem
-        s = (
-            jnp.sum(negative)
-            + jnp.square(last)
-            + jnp.sum(self.plus * (positive - negative)[None, :], axis=1)
+        value, slope = _risk_and_slopes(
+            jnp.sum(negative) + jnp.square(last),
+            jnp.sum(self.plus * (positive - negative)[None, :], axis=1),
+            p.rho,
+            p.n,
         )
-        value = jnp.mean(flat_half_square(s, p.rho))
-        inside = s > 0
-        root = jnp.sqrt(jnp.where(inside, s, 1.0))
-        slope = jnp.where(inside, jnp.maximum(root - p.rho, 0.0) / root, 0.0) / p.n
         return value, jnp.sum(slope[:, None] * self.plus, axis=0), jnp.sum(slope)
 
     def step(self, state, scale):
-        raw, raw_last, positive, negative = state
         # The statistics of w_t = scale * raw.
-        positive, negative = scale**2 * positive, scale**2 * negative
-        last = scale * raw_last
+        positive, negative = scale**2 * state.positive, scale**2 * state.negative
+        last = scale * state.last
         value, seen, total = self._slopes(positive, negative, last)
         grad_norm = jnp.sqrt(
             jnp.sum(jnp.square(seen) * positive + jnp.square(total - seen) * negative)
@@ -444,19 +565,19 @@ class _SAGDTrapKernel(AbstractFusedKernel):
         ascended_last = last
         if self.adversarial:
             i = self.index
-            row = scale * jax.lax.dynamic_index_in_dim(raw, i, axis=0, keepdims=False)
-            free = row >= 0
-            in_block = jnp.any(free)
-            j = jnp.argmax(free)
-            x = row[j]
+            row = scale * jax.lax.dynamic_index_in_dim(
+                state.blocks, i, axis=0, keepdims=False
+            )
+            in_block, j, x = _oracle_position(row)
             up = x + self.radius
             # w_t + v_t differs from w_t in one coordinate: correct row i's sums.
             change = jnp.where(in_block, 1.0, 0.0)
             ascended_last = last + (1.0 - change) * self.radius
+            dp, dn = _entry_change(x, up, change)
             saer, seen, total = self._slopes(
-                *_replace_entry(positive, negative, i, x, up, change), ascended_last
+                positive.at[i].add(dp), negative.at[i].add(dn), ascended_last
             )
-        w = scale * raw
+        w = scale * state.blocks
         grad = seen[:, None] * jnp.maximum(w, 0.0) + (total - seen)[:, None] * (
             jnp.minimum(w, 0.0)
         )
@@ -465,14 +586,11 @@ class _SAGDTrapKernel(AbstractFusedKernel):
         # negative ones by b_i, so the next P_i and N_i follow from these ones
         # without reading the blocks again (they agree with fresh sums to
         # rounding; one-signed rows stay exactly one-signed).
-        a = 1.0 - self.learning_rate * seen
-        b = 1.0 - self.learning_rate * (total - seen)
-        zero = jnp.zeros_like(a)
-        new_positive = jnp.where(a >= 0, jnp.square(a) * positive, zero) + jnp.where(
-            b < 0, jnp.square(b) * negative, zero
-        )
-        new_negative = jnp.where(a < 0, jnp.square(a) * positive, zero) + jnp.where(
-            b >= 0, jnp.square(b) * negative, zero
+        new_positive, new_negative = _rescaled_parts(
+            positive,
+            negative,
+            1.0 - self.learning_rate * seen,
+            1.0 - self.learning_rate * (total - seen),
         )
         if self.adversarial:
             corner = seen[i] * jnp.maximum(up, 0.0) + (total - seen[i]) * jnp.minimum(
@@ -482,28 +600,170 @@ class _SAGDTrapKernel(AbstractFusedKernel):
             moved = x - self.learning_rate * corner
             blocks = blocks.at[i, j].set(jnp.where(in_block, moved, bulk))
             # The perturbed coordinate got `moved` instead of `bulk`.
-            new_positive, new_negative = _replace_entry(
-                new_positive, new_negative, i, bulk, moved, change
-            )
-        new_last = last - self.learning_rate * total * ascended_last
-        new = (
+            dp, dn = _entry_change(bulk, moved, change)
+            new_positive = new_positive.at[i].add(dp)
+            new_negative = new_negative.at[i].add(dn)
+        new = SAGDTrapState(
             blocks,
-            new_last,
+            last - self.learning_rate * total * ascended_last,
             jnp.maximum(new_positive, 0.0),
             jnp.maximum(new_negative, 0.0),
         )
         return new, KernelMetrics(value, grad_norm, saer)
 
 
-def _replace_entry(positive, negative, row, old, new, weight):
-    r"""Row sums $P$, $N$ after one entry of ``row`` goes from ``old`` to ``new``.
+class CompressedSAGDTrapState(NamedTuple):
+    r"""The compressed kernel's state: block $I$, $w(d)$ and $P_I$, $N_I$.
 
-    ``weight`` is 1 to apply the change, 0 to leave the sums as they are.
+    Every other block of the iterate is 0 (see ``SAGDTrap.fused_kernel``).
+
+    Attributes:
+        row: block $I$, shape $(T,)$.
+        last: $w(d)$.
+        positive: $P_I = \|[w^{(I)}]_+\|^2$.
+        negative: $N_I = \|[w^{(I)}]_-\|^2$.
     """
-    positive = positive.at[row].add(
-        weight * (jnp.square(jnp.maximum(new, 0.0)) - jnp.square(jnp.maximum(old, 0.0)))
-    )
-    negative = negative.at[row].add(
-        weight * (jnp.square(jnp.minimum(new, 0.0)) - jnp.square(jnp.minimum(old, 0.0)))
-    )
-    return positive, negative
+
+    row: Float[Array, " T"]
+    last: Float[Array, ""]
+    positive: Float[Array, ""]
+    negative: Float[Array, ""]
+
+
+class RowIterate(NamedTuple):
+    r"""An iterate of the compressed kernel: block $I$ and $w(d)$, the rest 0.
+
+    Attributes:
+        row: block $I$.
+        last: $w(d)$.
+    """
+
+    row: Float[Array, " T"]
+    last: Float[Array, ""]
+
+
+class _CompressedSAGDTrapKernel(AbstractFusedKernel):
+    r"""GD/SA-GD on ``SAGDTrap`` from $w_1 = 0$: only block $I$ and $w(d)$ move.
+
+    The dense kernel's arithmetic restricted to block $I$ (``plus`` is column $I$
+    of $\frac12(S+1)$): with every other block 0, $\sum_i N_i = N_I$ and
+    $\sum_i \mathbb{1}[z_k(i)=1](P_i - N_i) = \mathbb{1}[z_k(I)=1](P_I - N_I)$
+    exactly, the other blocks' updates multiply 0, and the oracle perturbs block
+    $I$ or $w(d)$ only. For GD (``adversarial`` false) every block stays 0 and
+    the row is block 0's.
+    """
+
+    # Its steps are a few passes over T entries: unrolling gains nothing measurable
+    # (2-core CPU) and doubles the compile time.
+    unroll: ClassVar[int] = 1
+    problem: SAGDTrap
+    plus: Float[Array, " n"]
+    index: Int[Array, ""]
+    learning_rate: Float[Array, ""]
+    radius: Float[Array, ""]
+    adversarial: bool = eqx.field(static=True)
+
+    def init(self, w):
+        """The state of ``w``, which must be 0 outside block $I$ and $w(d)$."""
+        row = jax.lax.dynamic_index_in_dim(
+            self.problem.blocks(w), self.index, axis=0, keepdims=False
+        )
+        return CompressedSAGDTrapState(row, w[-1], *_row_parts(row))
+
+    def iterate(self, state):
+        return RowIterate(state.row, state.last)
+
+    def flat(self, iterate):
+        p = self.problem
+        blocks = jnp.zeros((2**p.n, p.T), iterate.row.dtype)
+        blocks = jax.lax.dynamic_update_index_in_dim(
+            blocks, iterate.row, self.index, axis=0
+        )
+        return flat_blocks(BlockIterate(blocks, iterate.last))
+
+    def norm(self, state):
+        return jnp.sqrt(state.positive + state.negative + jnp.square(state.last))
+
+    def _slopes(self, positive, negative, last):
+        p = self.problem
+        value, slope = _risk_and_slopes(
+            negative + jnp.square(last), self.plus * (positive - negative), p.rho, p.n
+        )
+        return value, jnp.sum(slope * self.plus), jnp.sum(slope)
+
+    def _ascent(self, row, positive, negative, last):
+        """The oracle at (row, last): F_S(w + v), 2a_I, 2c, and where v went."""
+        in_block, j, x = _oracle_position(row)
+        up = x + self.radius
+        change = jnp.where(in_block, 1.0, 0.0)
+        ascended_last = last + (1.0 - change) * self.radius
+        dp, dn = _entry_change(x, up, change)
+        saer, seen, total = self._slopes(positive + dp, negative + dn, ascended_last)
+        return saer, seen, total, (in_block, j, x, up, change, ascended_last)
+
+    def step(self, state, scale):
+        positive, negative = scale**2 * state.positive, scale**2 * state.negative
+        last = scale * state.last
+        row = scale * state.row
+        value, seen, total = self._slopes(positive, negative, last)
+        grad_norm = jnp.sqrt(
+            jnp.square(seen) * positive
+            + jnp.square(total - seen) * negative
+            + jnp.square(total * last)
+        )
+        saer = None
+        ascended_last = last
+        if self.adversarial:
+            saer, seen, total, where = self._ascent(row, positive, negative, last)
+            in_block, j, x, up, change, ascended_last = where
+        new_row = row - self.learning_rate * (
+            seen * jnp.maximum(row, 0.0) + (total - seen) * jnp.minimum(row, 0.0)
+        )
+        new_positive, new_negative = _rescaled_parts(
+            positive,
+            negative,
+            1.0 - self.learning_rate * seen,
+            1.0 - self.learning_rate * (total - seen),
+        )
+        if self.adversarial:
+            corner = seen * jnp.maximum(up, 0.0) + (total - seen) * jnp.minimum(up, 0.0)
+            moved = x - self.learning_rate * corner
+            # The update's value at j, from x (no read of the new row), and the
+            # oracle's instead: one elementwise pass, no scatter.
+            bulk = x - self.learning_rate * (
+                seen * jnp.maximum(x, 0.0) + (total - seen) * jnp.minimum(x, 0.0)
+            )
+            at_j = (jnp.arange(row.shape[-1]) == j) & in_block
+            new_row = jnp.where(at_j, moved, new_row)
+            dp, dn = _entry_change(bulk, moved, change)
+            new_positive, new_negative = new_positive + dp, new_negative + dn
+        new = CompressedSAGDTrapState(
+            new_row,
+            last - self.learning_rate * total * ascended_last,
+            jnp.maximum(new_positive, 0.0),
+            jnp.maximum(new_negative, 0.0),
+        )
+        return new, KernelMetrics(value, grad_norm, saer)
+
+    def observe(self, iterate, *, population, saer):
+        p = self.problem
+        row, last = iterate
+        positive, negative = _row_parts(row)
+        value, _, _ = self._slopes(positive, negative, last)
+        metrics = {
+            "empirical_risk": value,
+            "iterate_norm": jnp.sqrt(positive + negative + jnp.square(last)),
+        }
+        if population:
+            # F(w) = E h(sum_i N_i + w(d)^2 + sum_i b_i (P_i - N_i)), b_i fair
+            # coins: only b_I matters (population_risk's exact finite sum).
+            offset = negative + jnp.square(last)
+            values = flat_half_square(
+                offset + jnp.stack([jnp.zeros_like(positive), positive - negative]),
+                p.rho,
+            )
+            metrics["population_risk"] = jnp.mean(values)
+            metrics["population_exact"] = jnp.asarray(True)
+        if saer:
+            metrics["saer"] = self._ascent(row, positive, negative, last)[0]
+        return metrics

@@ -494,26 +494,15 @@ class SAMTrap(AbstractProblem):
         call = f"{type(self).__name__}.value_and_grad"
         w, S = self._check_w(call, w), self._check_S(call, S)
         blocks = self.blocks(w)
-        counts = jnp.mean(S, axis=0)
-        first, tails = blocks[:, 0], blocks[:, 1:]
-        kick = jnp.zeros((self.T - 1,), self.dtype).at[0].set(self.lambda_)
-        links = jnp.maximum(
-            tails - self.delta[None, :] * (blocks[:, :-1] + kick[None, :]), 0.0
+        grad_blocks, total, triggers, first_grad, links = _samtrap_gradient(
+            self,
+            blocks,
+            w[-1],
+            (1.0 + self._kappa) * S - self._kappa,
+            jnp.mean(S, axis=0),
+            _kick(self),
         )
-        dots = (
-            (1.0 + self._kappa) * jnp.sum(S * first[None, :], axis=1)
-            - self._kappa * jnp.sum(first)
-            + w[-1]
-        )
-        triggers = jnp.maximum(dots + self.delta1, 0.0)
-        slopes = (self.gamma / self.n) * triggers
-        total = jnp.sum(slopes)
-        weighted = jnp.sum(slopes[:, None] * S, axis=0)
-        first_grad = (1.0 + self._kappa) * weighted - self._kappa * total
-        zero = jnp.zeros((2**self.n, 1), self.dtype)
-        grad_blocks = jnp.concatenate(
-            [first_grad[:, None], counts[:, None] * tails + links], 1
-        ) - jnp.concatenate([self.delta[None, :] * links, zero], 1)
+        first = blocks[:, 0]
         grad = jnp.concatenate([grad_blocks.reshape(-1), total[None]])
         # One contiguous reduction of w * grad (XLA fuses it into a single pass);
         # summing the f_1 and f_2 terms directly would materialize slices of w.
@@ -568,7 +557,14 @@ class SAMTrap(AbstractProblem):
         return jnp.zeros((self.d,), self.dtype).at[-1].set(-0.5 * self.lambda_)
 
     def fused_kernel(
-        self, S: Array, algorithm: str, learning_rate, radius, maximizer=None
+        self,
+        S: Array,
+        algorithm: str,
+        learning_rate,
+        radius,
+        maximizer=None,
+        *,
+        zero_start: bool = False,
     ) -> AbstractFusedKernel | None:
         r"""GD and SAM on the $2^n\times T$ block layout (see ``AbstractProblem``).
 
@@ -580,16 +576,55 @@ class SAMTrap(AbstractProblem):
         if algorithm not in ("gd", "sam"):
             return None
         S = jnp.asarray(S, self.dtype)
-        kick = jnp.zeros((self.T - 1,), self.dtype).at[0].set(self.lambda_)
         return _SAMTrapKernel(
             problem=self,
             trigger_vectors=(1.0 + self._kappa) * S - self._kappa,
             counts=jnp.mean(S, axis=0),
-            kick=kick,
+            kick=_kick(self),
             learning_rate=jnp.asarray(learning_rate, self.dtype),
             radius=jnp.asarray(radius, self.dtype),
             ascent=algorithm == "sam",
         )
+
+
+def _kick(problem: SAMTrap) -> Float[Array, " T-1"]:
+    r"""The chain's offset $\lambda\mathbb{1}[j=2]$ on the links' previous column."""
+    return jnp.zeros((problem.T - 1,), problem.dtype).at[0].set(problem.lambda_)
+
+
+def _samtrap_gradient(problem: SAMTrap, blocks, last, trigger_vectors, counts, kick):
+    r"""$\nabla F_S$ of Theorem 7 on the block view: the one copy of the formulas.
+
+    Shared by ``SAMTrap.value_and_grad`` and its fused kernel (see the formulas
+    there); ``trigger_vectors`` are the $v_{z_k}$ without the last entry,
+    $(1+\kappa)S - \kappa$, ``counts`` the $c_i$.
+
+    Returns:
+        ``(grad_blocks, grad_last, triggers, trigger_grad, links)``: the block
+        matrix's gradient, $\partial_{w(d)}F_S = \sum_k a_k$, the triggers
+        $[v_{z_k}^\top w + \delta_1]_+$, the trigger part of the first column and
+        the chain links $\ell_{ij}$ ($j\ge2$).
+    """
+    delta = problem.delta
+    links = jnp.maximum(
+        blocks[:, 1:] - delta[None, :] * (blocks[:, :-1] + kick[None, :]), 0.0
+    )
+    triggers = jnp.maximum(
+        trigger_vectors @ blocks[:, 0] + (last + problem.delta1), 0.0
+    )
+    slopes = (problem.gamma / problem.n) * triggers
+    total = jnp.sum(slopes)
+    trigger_grad = slopes @ trigger_vectors
+    tails = counts[:, None] * blocks[:, 1:] + links
+    grad = jnp.concatenate(
+        [
+            (trigger_grad - delta[0] * links[:, 0])[:, None],
+            tails[:, :-1] - delta[None, 1:] * links[:, 1:],
+            tails[:, -1:],
+        ],
+        axis=1,
+    )
+    return grad, total, triggers, trigger_grad, links
 
 
 class _SAMTrapKernel(AbstractFusedKernel):
@@ -617,28 +652,9 @@ class _SAMTrapKernel(AbstractFusedKernel):
         return jnp.sqrt(jnp.sum(jnp.square(blocks)) + jnp.square(last))
 
     def _grad(self, blocks, last):
-        # The formulas of SAMTrap.value_and_grad, column by column.
-        p = self.problem
-        delta = p.delta
-        links = jnp.maximum(
-            blocks[:, 1:] - delta[None, :] * (blocks[:, :-1] + self.kick[None, :]), 0.0
+        return _samtrap_gradient(
+            self.problem, blocks, last, self.trigger_vectors, self.counts, self.kick
         )
-        triggers = jnp.maximum(
-            self.trigger_vectors @ blocks[:, 0] + (last + p.delta1), 0.0
-        )
-        slopes = (p.gamma / p.n) * triggers
-        total = jnp.sum(slopes)
-        trigger_grad = slopes @ self.trigger_vectors
-        tails = self.counts[:, None] * blocks[:, 1:] + links
-        grad = jnp.concatenate(
-            [
-                (trigger_grad - delta[0] * links[:, 0])[:, None],
-                tails[:, :-1] - delta[None, 1:] * links[:, 1:],
-                tails[:, -1:],
-            ],
-            axis=1,
-        )
-        return grad, total, triggers, trigger_grad, links
 
     def step(self, state, scale):
         p = self.problem

@@ -18,6 +18,7 @@ from ._runner import (
     _flag_nonfinite,
     _observer,
     _projection_scale,
+    _suffix_averages,
     run,
 )
 
@@ -121,6 +122,7 @@ def run_fused(
             f"`{call}(algorithm={algorithm!r})` needs `maximizer=` (an exact ascent)"
         )
     saer_radius = radius if record_saer else None
+    zero_start = w1 is None  # before _check_inputs fills in w_1 = 0
     S, steps, starts, w1 = _check_inputs(
         call,
         problem,
@@ -133,7 +135,9 @@ def run_fused(
         population_samples,
         extra_metrics,
     )
-    kernel = problem.fused_kernel(S, algorithm, learning_rate, radius, maximizer)
+    kernel = problem.fused_kernel(
+        S, algorithm, learning_rate, radius, maximizer, zero_start=zero_start
+    )
     if kernel is None:
         hyperparameters = {"learning_rate": learning_rate, "radius": radius}
         names = ALGORITHMS[algorithm].hyperparameters
@@ -158,7 +162,13 @@ def run_fused(
     )
     taus = jnp.asarray(starts, jnp.int32)
     per_step_population = record_population and population_every_step
-    needs_flat = per_step_population or bool(extra_metrics)
+    state = kernel.init(w1)
+    # A kernel that evaluates run's metrics in its own layout never needs the flat
+    # iterate (unless extra metrics ask for it).
+    in_layout = not extra_metrics and (
+        kernel.observe(kernel.iterate(state), population=False, saer=False) is not None
+    )
+    needs_flat = (per_step_population and not in_layout) or bool(extra_metrics)
     radius_domain = jnp.asarray(problem.domain_radius, problem.dtype)
 
     def projection(norm, t):
@@ -172,13 +182,25 @@ def run_fused(
         scale = jnp.where(t > 1, scale, 1.0).astype(problem.dtype)
         return scale, (t > 1) & moved
 
+    def segment(t):
+        """The suffix segment of iterate t: the j with tau_j <= t < tau_{j+1}."""
+        return jnp.sum(taus <= t) - 1  # elementwise (searchsorted is a loop)
+
     def accumulate(sums, state, scale, t):
-        weights = (t >= taus).astype(problem.dtype) * scale
-        return jax.tree_util.tree_map(
-            lambda total, x: total + weights.reshape(-1, *[1] * x.ndim) * x[None],
-            sums,
-            kernel.iterate(state),
-        )
+        # One running sum per segment [tau_j, tau_{j+1}): one pass per step
+        # whatever the number of suffix starts; suffix sums are summed at the end.
+        j = segment(t)
+
+        def add(total, x):
+            current = jax.lax.dynamic_index_in_dim(total, j, keepdims=False)
+            return jax.lax.dynamic_update_index_in_dim(
+                total, current + scale * x, j, axis=0
+            )
+
+        return jax.tree_util.tree_map(add, sums, kernel.iterate(state))
+
+    def scaled(state, scale):
+        return jax.tree_util.tree_map(lambda x: scale * x, kernel.iterate(state))
 
     def visit(state, norm, scale, t, nonfinite):
         """The update from iterate t (= scale * state) and its metrics."""
@@ -189,7 +211,7 @@ def run_fused(
             "grad_norm": found.grad_norm,
         }
         if needs_flat or (record_saer and found.saer is None):
-            w = scale * kernel.flat(kernel.iterate(state))
+            w = kernel.flat(scaled(state, scale))
             metrics = observe(
                 w,
                 t,
@@ -198,8 +220,13 @@ def run_fused(
                 per_step_population,
                 found.saer,
             ) | {"iterate_norm": metrics["iterate_norm"]}
-        elif record_saer:
-            metrics["saer"] = found.saer
+        else:
+            if record_saer:
+                metrics["saer"] = found.saer
+            if per_step_population:
+                at = kernel.observe(scaled(state, scale), population=True, saer=False)
+                metrics["population_risk"] = at["population_risk"]
+                metrics["population_exact"] = at["population_exact"]
         # iterate_norm = scale * norm is NaN or infinite whenever the state's norm
         # is (an overflowed norm has a NaN scale), so it carries the flag.
         nonfinite = _flag_nonfinite(nonfinite, metrics, t)
@@ -216,7 +243,6 @@ def run_fused(
         sums = accumulate(sums, new, new_scale, t + 1)
         return (new, new_norm, new_scale, sums, acted | moved, nonfinite), metrics
 
-    state = kernel.init(w1)
     norm = kernel.norm(state)
     scale, acted = projection(norm, 1)
     sums = jax.tree_util.tree_map(
@@ -225,26 +251,48 @@ def run_fused(
     sums = accumulate(sums, state, scale, 1)
     init = (state, norm, scale, sums, acted, jnp.asarray(-1, jnp.int32))
     ts = jnp.arange(1, steps, dtype=jnp.int32)
-    # Two steps per loop iteration: fewer loop-control round trips between the
-    # small per-step ops (measured about 1.2x for SAM on SAMTrap(6, 64) on a
-    # 2-core CPU; compile time stays under 3 s).
-    carry, metrics = jax.lax.scan(body, init, ts, unroll=2)
+    carry, metrics = jax.lax.scan(body, init, ts, unroll=kernel.unroll)
     state, norm, scale, sums, acted, nonfinite = carry
     # The last iterate w_T is observed (its update is discarded).
     _, nonfinite, last = visit(state, norm, scale, jnp.int32(steps), nonfinite)
-    w_last = scale * kernel.flat(kernel.iterate(state))
-    flat_sums = jax.vmap(kernel.flat)(sums)
-    return _finish(
-        problem,
-        S,
-        observe,
-        steps,
+    # Suffix sums from the segments' sums: sum_{t >= tau_j} = segments j, j+1, ...
+    sums = jax.tree_util.tree_map(
+        lambda x: jnp.flip(jnp.cumsum(jnp.flip(x, 0), axis=0), 0), sums
+    )
+    final = scaled(state, scale)
+    if not in_layout:
+        return _finish(
+            problem,
+            S,
+            observe,
+            steps,
+            metrics,
+            last,
+            kernel.flat(final),
+            jax.vmap(kernel.flat)(sums),
+            acted,
+            nonfinite,
+            taus,
+            record_population,
+        )
+    # The metrics of the suffix averages in the kernel's layout: the flat vectors
+    # of the result are built only if the caller uses them (under jit, XLA drops
+    # them otherwise).
+    metrics = jax.tree_util.tree_map(
+        lambda history, final: jnp.concatenate([history, final[None]]), metrics, last
+    )
+    averages = _suffix_averages(sums, steps, taus, problem.dtype)
+    suffix_metrics = jax.vmap(
+        lambda average: kernel.observe(
+            average, population=record_population, saer=saer_radius is not None
+        )
+    )(averages)
+    return RunResult(
         metrics,
-        last,
-        w_last,
-        flat_sums,
+        kernel.flat(final),
+        taus,
+        jax.vmap(kernel.flat)(averages),
+        suffix_metrics,
         acted,
         nonfinite,
-        taus,
-        record_population,
     )

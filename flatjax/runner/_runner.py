@@ -376,6 +376,17 @@ def _observer(problem, S, key, population_samples, saer_radius, maximizer, extra
     return observe
 
 
+def _suffix_averages(sums, steps, taus, dtype):
+    r"""Suffix averages $\hat w_\tau = \frac{1}{T-\tau+1}\sum_{t\ge\tau} w_t$ from sums.
+
+    ``sums`` is a pytree whose leaves have the suffix starts ``taus`` on axis 0.
+    """
+    counts = (steps - taus + 1).astype(dtype)
+    return jax.tree_util.tree_map(
+        lambda x: x / counts.reshape(-1, *[1] * (x.ndim - 1)), sums
+    )
+
+
 def _finish(
     problem,
     S,
@@ -394,8 +405,7 @@ def _finish(
     metrics = jax.tree_util.tree_map(
         lambda history, final: jnp.concatenate([history, final[None]]), metrics, last
     )
-    counts = (steps - taus + 1).astype(problem.dtype)
-    averages = sums / counts[:, None]
+    averages = _suffix_averages(sums, steps, taus, problem.dtype)
 
     def at_average(w, t):
         value, _ = problem.value_and_grad(w, S)

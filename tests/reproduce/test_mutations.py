@@ -9,8 +9,9 @@ have no FAIL (``test_no_fault_no_fail``), so a kill is the fault's doing.
 Faults are planted at public levels that survive a rewrite of the fused kernels
 (problem methods and properties, ``flatjax.bounds`` functions, the oracle factory,
 samplers), except two marked ``internal``: ``suffix_off_by_one`` patches the runner's
-private ``_finish`` and ``sam_unnormalized`` the runner's private transform table
-``_TRANSFORMS`` (and turns SAMTrap's fused kernel off so that it is used).
+private ``_suffix_averages`` (used by the generic and the fused paths) and
+``sam_unnormalized`` the fused runner's ``make_optimizer`` (and turns SAMTrap's fused
+kernel off so that the transform is used).
 
 The kill matrix (fault x experiment) is printed by ``test_kill_matrix`` and kept in
 ``docs/reproduce_mutations.md``.
@@ -52,26 +53,26 @@ def _wrong_block_oracle(monkeypatch):
 def _sam_unnormalized(monkeypatch):
     # SAM's ascent r g instead of r g/||g||: the 1e-16 trigger never moves anything.
     monkeypatch.setattr(SAMTrap, "fused_kernel", lambda self, *args, **kw: None)
-    table = dict(fused_module._TRANSFORMS)
-    table["sam"] = lambda lr, r: sam(lr, r, ascent="unnormalized")
-    monkeypatch.setattr(fused_module, "_TRANSFORMS", table)
+    original = fused_module.make_optimizer
+
+    def make(name, **hyperparameters):
+        if name == "sam":
+            return sam(**hyperparameters, ascent="unnormalized")
+        return original(name, **hyperparameters)
+
+    monkeypatch.setattr(fused_module, "make_optimizer", make)
 
 
 def _suffix_off_by_one(monkeypatch):
     # Suffix averages divided by T - tau + 2 instead of T - tau + 1.
-    original = runner_module._finish
-
-    def finish(problem, S, observe, steps, metrics, last, w_last, sums, *rest):
-        taus = rest[2]
-        counts = (steps - taus + 1).astype(problem.dtype)
-        factor = counts / (counts + 1)
-        sums = jax.tree_util.tree_map(
-            lambda x: x * factor.reshape(-1, *[1] * (x.ndim - 1)), sums
+    def averages(sums, steps, taus, dtype):
+        counts = (steps - taus + 2).astype(dtype)
+        return jax.tree_util.tree_map(
+            lambda x: x / counts.reshape(-1, *[1] * (x.ndim - 1)), sums
         )
-        return original(problem, S, observe, steps, metrics, last, w_last, sums, *rest)
 
-    monkeypatch.setattr(runner_module, "_finish", finish)
-    monkeypatch.setattr(fused_module, "_finish", finish)
+    monkeypatch.setattr(runner_module, "_suffix_averages", averages)
+    monkeypatch.setattr(fused_module, "_suffix_averages", averages)
 
 
 def _population_scaled(monkeypatch):

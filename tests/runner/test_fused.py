@@ -337,3 +337,137 @@ def test_sagdtrap_carried_statistics_track_the_blocks(learning_rate):
             np.testing.assert_allclose(state[3], fresh_negative, atol=1e-13 * scale)
         if learning_rate > 1:
             assert flips > 0  # the sign-flip branches were exercised
+
+
+COMPRESSED_CASES = {
+    **SAGD_CASES,
+    "control_r_below_rho_n3_T8": (dict(n=3, T=8, rho=0.3), 0.5, 0.2),  # never moves
+    "projected_n3_T8": (dict(n=3, T=8, rho=0.0), 1.0, 0.5),  # ||w_t|| > 1
+}
+
+
+# Four cases by default (the theorem's regime, sign flips, a projection, a run
+# that never moves); the other two are covered without population risks above.
+_DEFAULT_COMPRESSED = (
+    "theorem3_n4_T16",
+    "sign_flips_n3_T8",
+    "projected_n3_T8",
+    "control_r_below_rho_n3_T8",
+)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        name
+        if name in _DEFAULT_COMPRESSED
+        else pytest.param(name, marks=[pytest.mark.slow])
+        for name in sorted(COMPRESSED_CASES)
+    ],
+)
+def test_compressed_sagdtrap_kernel_equals_dense_and_readable(name):
+    # From w_1 = 0 SAGDTrap's kernel carries block I only (O(T) per step); the
+    # dense kernel (an explicit w1 = 0) and the readable runner must agree on
+    # every record, population risks (per step and of suffix averages) included.
+    kwargs, lr, r = COMPRESSED_CASES[name]
+    problem, readable = SAGDTrap(**kwargs), ReadableSAGDTrap(**kwargs)
+    S = problem.sample_conditioned(jax.random.key(17))
+    maximizer = problem.adversarial_maximizer(S)
+    kernel = problem.fused_kernel(S, "sa_gd", lr, r, maximizer, zero_start=True)
+    assert type(kernel).__name__ == "_CompressedSAGDTrapKernel"
+    steps = problem.T + 3
+    options = dict(
+        suffix_starts=(1, 2, problem.T // 2 + 1, steps), key=jax.random.key(18)
+    )
+    compressed, reference = both(
+        problem, readable, "sa_gd", S, steps, lr, r, maximizer, **options
+    )
+    assert bool(jnp.all(compressed.metrics["population_exact"]))
+    assert_same_run(compressed, reference)
+    dense, _ = both(
+        problem,
+        readable,
+        "sa_gd",
+        S,
+        steps,
+        lr,
+        r,
+        maximizer,
+        w1=jnp.zeros(problem.d),
+        **options,
+    )
+    assert_same_run(compressed, dense, rtol=1e-14)
+    if name == "projected_n3_T8":
+        assert bool(compressed.projection_acted)
+    if name == "control_r_below_rho_n3_T8":
+        assert float(jnp.max(jnp.abs(compressed.final))) == 0.0
+    else:
+        assert float(jnp.max(jnp.abs(compressed.final))) > 0
+
+
+def test_compressed_kernel_runs_sizes_whose_flat_iterate_is_never_built():
+    # SAGDTrap(n=12, T=4096): d = 16,777,217 (134 MB per flat iterate). Metrics of
+    # the suffix averages, population risks included, need no d-vector: XLA's
+    # memory analysis shows none (a dense layout would need several).
+    problem = SAGDTrap(n=12, T=4096, rho=0.1)
+    lr, r, steps = 0.25, 0.1 + 1 / (0.25 * 64), 64
+
+    def records(S):
+        result = run_fused(
+            problem,
+            "sa_gd",
+            S,
+            steps,
+            learning_rate=lr,
+            radius=r,
+            maximizer=problem.adversarial_maximizer(S),
+            record_saer=True,
+            population_every_step=False,
+            suffix_starts=(1, steps),
+        )
+        return result.suffix_metrics, result.nonfinite_step
+
+    S = problem.sample_conditioned(jax.random.key(19))
+    compiled = jax.jit(records).lower(S).compile()
+    analysis = compiled.memory_analysis()
+    assert analysis.temp_size_in_bytes + analysis.output_size_in_bytes < problem.d
+    suffix, nonfinite = compiled(S)
+    assert int(nonfinite) == -1
+    # Theorem 3's exact trajectory (paper digest §7.3): block I holds t - 1
+    # coordinates at -eta (r - rho); the average at tau holds sums of them.
+    step = lr * (r - 0.1)
+    for k, tau in enumerate((1, steps)):
+        count = steps - tau + 1
+        entries = -step * np.array(
+            [min(count, steps - j) for j in range(1, steps)], dtype=float
+        )
+        norm = np.linalg.norm(entries / count)
+        np.testing.assert_allclose(suffix["iterate_norm"][k], norm, rtol=1e-13)
+        expected = 0.25 * max(norm - 0.1, 0.0) ** 2  # F = 1/4 [||w^(I)|| - rho]_+^2
+        np.testing.assert_allclose(suffix["population_risk"][k], expected, rtol=1e-12)
+        assert bool(suffix["population_exact"][k])
+        np.testing.assert_allclose(suffix["saer"][k], 0.5 * (r - 0.1) ** 2, rtol=1e-12)
+
+
+@pytest.mark.parametrize("w1", ["zero", "random"])
+def test_overflow_is_flagged_and_never_projected_away(w1):
+    # Steps of 1e200: the iterate's squared norm overflows. The non-finite flag
+    # must be raised, and the projection must not rescale the overflow to a
+    # plausible (finite, small) iterate.
+    problem = SAGDTrap(n=3, T=8, rho=0.0)
+    S = problem.sample_conditioned(jax.random.key(20))
+    start = None if w1 == "zero" else 0.1 * jnp.ones(problem.d)
+    algorithm = "sa_gd" if w1 == "zero" else "gd"
+    result = run_fused(
+        problem,
+        algorithm,
+        S,
+        8,
+        learning_rate=1e200,
+        radius=1e200,
+        maximizer=problem.adversarial_maximizer(S),
+        record_population=False,
+        w1=start,
+    )
+    assert int(result.nonfinite_step) >= 1
+    assert not bool(jnp.all(jnp.isfinite(result.final)))
