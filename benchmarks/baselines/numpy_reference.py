@@ -65,19 +65,27 @@ class SAMTrapConstants:
 
 
 def samtrap_constants(
-    n: int, T: int, learning_rate: float, radius: float, delta: float = 0.03
+    n: int, T: int, learning_rate: float, radius: float, delta: float | None = None
 ) -> SAMTrapConstants:
     r"""$\lambda = r/(4d(d-1))$, $\delta_1 = \eta\lambda/(2\sqrt d\max(1,\eta))$,
     $\gamma = \lambda/(\max(1,\eta)(r+\delta_1))$, $\kappa = 1/(2(d-1))$.
+
+    ``delta`` is the constant chain schedule $\delta_j$; ``None`` is flatjax's default
+    schedule fixed before sampling: $\delta_j = 0.03$ except
+    $\delta_3 = \frac12 \cdot 0.03\, s$, $s = \kappa/\sqrt{2^n+\kappa^2} - 1/(4d(d-1))$.
     """  # noqa: D205
     d = 2**n * T + 1
     lam = radius / (4.0 * d * (d - 1))
     scale = max(1.0, learning_rate)
     delta1 = learning_rate * lam / (2.0 * math.sqrt(d) * scale)
     gamma = lam / (scale * (radius + delta1))
-    return SAMTrapConstants(
-        n, T, d, lam, delta1, gamma, 1.0 / (2.0 * (d - 1)), np.full(T - 1, delta)
-    )
+    kappa = 1.0 / (2.0 * (d - 1))
+    chain = np.full(T - 1, 0.03 if delta is None else delta)
+    if delta is None and T >= 3:
+        chain[1] = (
+            0.5 * 0.03 * (kappa / math.sqrt(2**n + kappa**2) - 1 / (4 * d * (d - 1)))
+        )
+    return SAMTrapConstants(n, T, d, lam, delta1, gamma, kappa, chain)
 
 
 def samtrap_value_and_grad(w: np.ndarray, S: np.ndarray, c: SAMTrapConstants):
@@ -114,7 +122,7 @@ def sam_samtrap(
     learning_rate: float,
     radius: float,
     steps: int,
-    delta: float = 0.03,
+    delta: float | None = None,
 ) -> LoopResult:
     r"""SAM on Theorem 7's instance from $w_1 = 0$ (zero gradient: no perturbation)."""
     c = samtrap_constants(n, T, learning_rate, radius, delta)
@@ -134,7 +142,7 @@ def gd_samtrap(
     learning_rate: float,
     radius: float,
     steps: int,
-    delta: float = 0.03,
+    delta: float | None = None,
 ) -> LoopResult:
     """GD on Theorem 7's instance (its constants depend on SAM's eta and r)."""
     c = samtrap_constants(n, T, learning_rate, radius, delta)
@@ -309,7 +317,7 @@ def sam_samtrap_tuned(
     learning_rate: float,
     radius: float,
     steps: int,
-    delta: float = 0.03,
+    delta: float | None = None,
 ) -> LoopResult:
     r"""SAM on Theorem 7's instance, tuned: fixed vectors built once, buffers reused,
     no loss evaluation at the perturbed point, the iterate kept as blocks + $w(d)$.

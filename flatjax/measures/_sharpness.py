@@ -176,7 +176,7 @@ def flatness_radius(
 ) -> FlatnessRadius:
     r"""Flatness radius: the largest $\rho$ with $L(w+v)=L(w)$ for $\|v\|\le\rho$.
 
-    Definition 1 of arXiv 2511.03548 (digest §2.1), with equality up to ``tol``:
+    Definition 1 of arXiv 2511.03548, with equality up to ``tol``:
     bisection on $\rho\in[0,$ ``max_radius``$]$ of the predicate
     $\max_{\|v\|\le\rho} L(w+v) - L(w) \le \mathrm{tol}$, which is monotone in $\rho$
     because the balls are nested. Each step calls ``maximizer(w, rho)``; the result

@@ -63,21 +63,25 @@ ALGORITHMS: Mapping[str, Algorithm] = _AlgorithmTable(
             "SAM, normalized ascent r g/||g|| (Foret et al. 2021)",
         ),
         "usam": Algorithm(
-            lambda learning_rate, radius: sam(
-                learning_rate, radius, ascent="unnormalized"
+            lambda learning_rate, radius, **options: sam(
+                learning_rate, radius, ascent="unnormalized", **options
             ),
             ("learning_rate", "radius"),
             False,
             "USAM, unnormalized ascent r g",
         ),
         "asam": Algorithm(
-            lambda learning_rate, radius: sam(learning_rate, radius, ascent="adaptive"),
+            lambda learning_rate, radius, **options: sam(
+                learning_rate, radius, ascent="adaptive", **options
+            ),
             ("learning_rate", "radius"),
             False,
             "ASAM, adaptive ascent (Kwon et al. 2021)",
         ),
         "sa_gd": Algorithm(
-            lambda learning_rate, radius: sa_gd(learning_rate, radius),
+            lambda learning_rate, radius, **options: sa_gd(
+                learning_rate, radius, **options
+            ),
             ("learning_rate", "radius"),
             True,
             "SA-GD, exact ascent v in argmax F_S(w + v) (needs a maximizer)",
@@ -86,11 +90,18 @@ ALGORITHMS: Mapping[str, Algorithm] = _AlgorithmTable(
 )
 
 
-def make_optimizer(name: str, **hyperparameters) -> optax.GradientTransformation:
+def make_optimizer(
+    name: str, *, check_gradient: bool = True, **hyperparameters
+) -> optax.GradientTransformation:
     """The optax transform of the optimizer called ``name`` in ``ALGORITHMS``.
 
     Args:
         name: a key of ``ALGORITHMS``.
+        check_gradient: for the sharpness-aware methods, check on every update that
+            the gradient received is ``grad_fn(params)`` (``sharpness_aware``'s
+            guard against a transform placed before it). A runner that passes the
+            raw gradient by construction, as ``flatjax.runner.run_fused`` does,
+            turns it off; ignored by ``"gd"``.
         **hyperparameters: exactly the algorithm's ``hyperparameters`` (e.g.
             ``learning_rate=0.1, radius=0.05`` for ``"sam"``); values may be traced.
 
@@ -121,4 +132,6 @@ def make_optimizer(name: str, **hyperparameters) -> optax.GradientTransformation
             f"`make_optimizer({name!r}, ...)` takes exactly the hyperparameters "
             f"{list(spec.hyperparameters)}; missing {missing}, unexpected {unexpected}"
         )
-    return spec.factory(**hyperparameters)
+    if name == "gd":
+        return spec.factory(**hyperparameters)
+    return spec.factory(**hyperparameters, check_gradient=check_gradient)

@@ -82,7 +82,7 @@ def saer(
 ) -> SAERResult:
     r"""Evaluate the sharpness-aware risk $F^r(w) = \max_{\|v\|\le r} F(w+v)$.
 
-    Definition 2.2 of the paper digest (arXiv 2511.03548, §2.2).
+    The SAER of arXiv 2511.03548 (Section 2).
 
     Args:
         loss_fn: $F$, a scalar function of the parameter pytree.

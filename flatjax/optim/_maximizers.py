@@ -1,8 +1,8 @@
 r"""Inner maximizers of SA-GD: an exact quadratic solver and a generic ascent search.
 
-SA-GD (digest §3, item 2) needs $v_t \in \arg\max_{\|v\|\le r} F_S(w_t + v)$, the
-maximizer behind the SAER $F_S^r(w) = \max_{\|v\|\le r} F_S(w + v)$ (Definition 2.2,
-digest §2.2). For a quadratic loss that is the trust-region subproblem, which
+SA-GD (arXiv 2511.03548, Section 4) needs $v_t \in \arg\max_{\|v\|\le r} F_S(w_t + v)$,
+the maximizer behind the SAER $F_S^r(w) = \max_{\|v\|\le r} F_S(w + v)$ (arXiv
+2511.03548, Section 2). For a quadratic loss that is the trust-region subproblem, which
 ``maximize_quadratic_on_ball`` solves exactly; ``QuadraticMaximizer`` wraps it in
 the ``AbstractMaximizer`` protocol. For any other differentiable loss,
 ``AscentMaximizer`` runs a multi-start projected gradient ascent, whose value is a
@@ -222,8 +222,8 @@ def maximize_quadratic_on_ball(
     r"""Exact maximizer of $q(v) = \tfrac12 v^\top A v + b^\top v$ over $\|v\|\le r$.
 
     The trust-region subproblem, written as a maximization, for any symmetric $A$
-    (indefinite included). It is the inner problem of SA-GD (digest §3, item 2) for
-    a quadratic loss, whose SAER (Definition 2.2, digest §2.2) is
+    (indefinite included). It is the inner problem of SA-GD (arXiv 2511.03548, Section
+    4) for a quadratic loss, whose SAER (arXiv 2511.03548, Section 2) is
     $F(w) + \max_{\|v\|\le r} q(v)$ with $b = \nabla F(w)$.
 
     Algorithm. $v$ is a global maximizer iff, for some $\mu \ge 0$,
@@ -304,8 +304,8 @@ class QuadraticMaximizer(AbstractMaximizer):
     At $w$ it maximizes $F(w + v) = F(w) + (Aw + g)^\top v + \tfrac12 v^\top A v$
     over $\|v\| \le r$ with ``maximize_quadratic_on_ball`` (linear term
     $b = Aw + g$), so ``method`` is ``"exact"``: the SA-GD perturbation
-    $v_t \in \arg\max_{\|v\|\le r} F(w_t + v)$ of digest §3 (item 2), and
-    ``saer`` returns the SAER of Definition 2.2 (digest §2.2). Parameters are flat
+    $v_t \in \arg\max_{\|v\|\le r} F(w_t + v)$ of SA-GD (Section 4), and
+    ``saer`` returns the SAER (arXiv 2511.03548, Section 2). Parameters are flat
     vectors; the perturbation is returned in the dtype of $w$ (computed in the
     promoted dtype of $A$, $g$ and $w$). The constant $c$ does not move the
     maximizer and is not needed.
@@ -375,12 +375,12 @@ def _unit(x: Float[Array, " m"]) -> tuple[Float[Array, " m"], Array]:
 class AscentMaximizer(AbstractMaximizer):
     r"""Multi-start projected gradient ascent on $v \mapsto F(w+v)$, $\|v\|\le r$.
 
-    A numerical inner maximizer for SA-GD (digest §3, item 2) on any differentiable
-    loss $F$ of a parameter pytree. Maximizing a function over a ball is not a
-    convex program in general (digest §3: even a convex $F$ has its maximum on the
+    A numerical inner maximizer for SA-GD (arXiv 2511.03548, Section 4) on any
+    differentiable loss $F$ of a parameter pytree. Maximizing a function over a ball is
+    not a convex program in general (even a convex $F$ has its maximum on the
     sphere, possibly at several local maxima), so the search only ever returns a
     feasible point: $F(w + v)$ is a **lower bound** on the SAER $F^r(w)$
-    (Definition 2.2, digest §2.2) and ``method`` is ``"lower_bound"``. It is exact
+    (arXiv 2511.03548, Section 2) and ``method`` is ``"lower_bound"``. It is exact
     up to the search's accuracy when a start lies in the basin of the global
     maximum (on random convex quadratics in 4-D the tests find relative gaps of
     at most ~1e-15 for $r \le 2$). Near a maximum $F$ is flat to second order, so

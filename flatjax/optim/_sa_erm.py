@@ -42,7 +42,7 @@ def sa_erm(
     steps: int = 1000,
     learning_rate=None,
 ) -> SAERMResult:
-    r"""SA-ERM (digest §3, item 1): output a minimizer of $F_S^r$ over the domain.
+    r"""SA-ERM: output a minimizer of $F_S^r$ over the domain (arXiv 2511.03548, §3).
 
     Where the problem knows one (``problem.saer_minimizer``: Theorem 1's flat ERM
     $e_I$, the origin for Theorem 3's construction, Theorem 6's $-\frac12$, the origin

@@ -631,19 +631,26 @@ def gd(learning_rate) -> optax.GradientTransformationExtraArgs:
 
 
 def sam(
-    learning_rate, radius, *, ascent: Ascent = "normalized"
+    learning_rate,
+    radius,
+    *,
+    ascent: Ascent = "normalized",
+    check_gradient: bool = True,
 ) -> optax.GradientTransformationExtraArgs:
     r"""SAM: $w_{t+1} = w_t - \eta\nabla F_S(w_t + r g_t/\|g_t\|)$, $g_t$ the gradient.
 
-    The paper's SAM (digest §3, item 3; Foret et al. 2021) with the zero-gradient
-    rule: at $\nabla F_S(w_t) = 0$ it does not move. ``ascent`` selects the variant
-    (``"normalized"``, ``"unnormalized"``, ``"adaptive"``). Needs the extra argument
-    ``grad_fn``.
+    The paper's SAM (arXiv 2511.03548, Section 5; Foret et al. 2021) with the
+    zero-gradient rule: at $\nabla F_S(w_t) = 0$ it does not move. ``ascent`` selects
+    the variant (``"normalized"``, ``"unnormalized"``, ``"adaptive"``). Needs the extra
+    argument ``grad_fn``.
 
     Args:
         learning_rate: $\eta \ge 0$.
         radius: $r \ge 0$.
         ascent: the ascent rule (see ``sharpness_aware``).
+        check_gradient: check that ``updates`` is ``grad_fn(params)`` (see
+            ``sharpness_aware``); a runner that passes the raw gradient by
+            construction may turn it off.
 
     Returns:
         ``optax.chain(sharpness_aware(radius, ascent), optax.sgd(learning_rate))``.
@@ -658,27 +665,34 @@ def sam(
     """
     if ascent == "exact":
         raise ValueError("`sam(ascent='exact')` is SA-GD: use `sa_gd` instead")
-    return optax.chain(sharpness_aware(radius, ascent), _base_sgd("sam", learning_rate))
+    return optax.chain(
+        sharpness_aware(radius, ascent, check_gradient=check_gradient),
+        _base_sgd("sam", learning_rate),
+    )
 
 
 def sa_gd(
     learning_rate,
     radius,
     maximizer: AbstractMaximizer | Callable[[Any, Any], Any] | None = None,
+    *,
+    check_gradient: bool = True,
 ) -> optax.GradientTransformationExtraArgs:
     r"""SA-GD: $w_{t+1} = w_t - \eta\nabla F_S(w_t + v_t)$, $v_t$ an exact ascent.
 
     $v_t\in\arg\max_{\|v\|\le r}F_S(w_t+v)$.
 
-    Gradient descent on the sharpness-aware empirical risk (digest §3, item 2). The
-    maximizer is given here or as the extra argument ``maximizer`` of ``update``;
-    which maximizer is used matters (Theorem 3 needs the paper's adversarial tie-break,
-    ``SAGDTrap.adversarial_maximizer``).
+    Gradient descent on the sharpness-aware empirical risk (arXiv 2511.03548, Section
+    4). The maximizer is given here or as the extra argument ``maximizer`` of
+    ``update``; which maximizer is used matters (Theorem 3 needs the paper's adversarial
+    tie-break, ``SAGDTrap.adversarial_maximizer``).
 
     Args:
         learning_rate: $\eta \ge 0$.
         radius: $r \ge 0$.
         maximizer: an exact maximizer ``(w, radius) -> v``.
+        check_gradient: check that ``updates`` is ``grad_fn(params)`` (see
+            ``sharpness_aware``).
 
     Returns:
         ``optax.chain(sharpness_aware(radius, "exact"), optax.sgd(learning_rate))``.
@@ -691,7 +705,9 @@ def sa_gd(
         Array([-0.125], dtype=float64)
     """
     return optax.chain(
-        sharpness_aware(radius, "exact", maximizer=maximizer),
+        sharpness_aware(
+            radius, "exact", maximizer=maximizer, check_gradient=check_gradient
+        ),
         _base_sgd("sa_gd", learning_rate),
     )
 
@@ -701,8 +717,8 @@ def project_onto_ball(radius=1.0) -> optax.GradientTransformationExtraArgs:
 
     Replaces the update $u$ by $\Pi_W(w + u) - w$ when $w + u$ leaves the ball, and
     leaves it bit-for-bit unchanged otherwise; the state records whether it ever
-    acted (the paper's lower-bound runs never project: digest §1). The interval
-    $[-R, R]$ of Theorem 6 is the ball of $\mathbb{R}^1$.
+    acted (the paper's lower-bound proofs check that no projection takes place). The
+    interval $[-R, R]$ of Theorem 6 is the ball of $\mathbb{R}^1$.
 
     Args:
         radius: $R > 0$.

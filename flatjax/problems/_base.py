@@ -240,7 +240,8 @@ def flat_half_square(s: Array, rho: Array) -> Array:
 
     The composition used by Theorems 1 and 3 (Lemma 2 of arXiv 2511.03548). Autodiff
     of $\sqrt{s}$ at $s=0$ gives $\infty\cdot 0 = $ NaN; the double ``where`` keeps
-    both the value and the gradient finite there (paper digest §7.6).
+    both the value and the gradient finite there (an implementation note; see the errata
+    page).
     """
     positive = s > 0
     root = jnp.sqrt(jnp.where(positive, s, 1.0))
@@ -346,12 +347,12 @@ def rejection_sample(sample_fn, event_fn, key: PRNGKeyArray):
 
 
 def unseen_probability(n: int) -> float:
-    r"""$P(\exists I: z(I)=0\ \forall z\in S) = 1-(1-2^{-n})^{2^n}$ (digest §7.1)."""
+    r"""$P(\exists I: z(I)=0\ \forall z\in S) = 1-(1-2^{-n})^{2^n}$ (exact)."""
     return -math.expm1(2**n * math.log1p(-(2.0**-n)))
 
 
 def exactly_one_unseen_probability(n: int) -> float:
-    r"""$P(\text{exactly one } I \text{ unseen}) = (1-2^{-n})^{2^n-1}$ (digest §7.1).
+    r"""$P(\text{exactly one } I \text{ unseen}) = (1-2^{-n})^{2^n-1}$ (exact).
 
     Exactly, $P = 2^n\cdot 2^{-n}(1-2^{-n})^{2^n-1}$: each of $2^n$ coordinates is
     all-zero over the $n$ examples with probability $2^{-n}$.

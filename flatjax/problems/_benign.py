@@ -47,7 +47,7 @@ class LeastSquares(AbstractProblem):
     $f$ is convex, 1-smooth ($\|x\| = 1$), $(1+\|w^\star\|)$-Lipschitz on the unit
     ball, realizable ($\rho = 0$), and the population risk is the closed form
     $F(w) = \frac{\|w - w^\star\|^2}{2d}$ (because $\mathbb{E}xx^\top = I/d$). GD with
-    $\eta\simeq1/\beta$ and $T=n$ reaches $O(1/n)$ risk here (digest §1).
+    $\eta\simeq1/\beta$ and $T=n$ reaches $O(1/n)$ risk here (Section 1 of the paper).
 
     An example ``z`` packs $(x, y)$ as one vector of length $d+1$.
 

@@ -77,12 +77,12 @@ class FlatERM(AbstractProblem):
     - \rho\Big]_+^2 ,$$
 
     convex, 1-Lipschitz and 1-smooth on the unit ball, and $\rho$-flat (paper §3,
-    Appendix A; digest §4.1). The last coordinate is always active. With probability
+    Appendix A). The last coordinate is always active. With probability
     $1-(1-2^{-n})^{2^n} > 1/2$ some coordinate $I$ is 0 in every example; then
     ``flat_erm(S)`` $= e_I$ minimizes the SAER for every radius and has
     $F(e_I) = \frac14(1-\rho)^2$, while ``sharp_erm()`` $= \rho e_d$ has zero
     population risk and is maximally sharp. The proof's last line prints
-    $F(\rho e_I)$; the point meant is $\rho e_d$ (digest §8).
+    $F(\rho e_I)$; the point meant is $\rho e_d$ (see the errata page).
 
     Examples:
         >>> import jax, jax.numpy as jnp
@@ -147,7 +147,7 @@ class FlatERM(AbstractProblem):
 
     @property
     def good_event_probability(self) -> float:
-        """$1-(1-2^{-n})^{2^n}$: some coordinate is unseen (digest §7.1)."""
+        """$1-(1-2^{-n})^{2^n}$: some coordinate is unseen (exact)."""
         return unseen_probability(self.n)
 
     @property
@@ -229,7 +229,7 @@ class FlatERM(AbstractProblem):
         r"""The paper's SA-ERM output $e_I$, with $F_S^r(e_I) = \frac12[r-\rho]_+^2$.
 
         Every $w$ has $F_S^r(w)\ge\frac12[r-\rho]_+^2$ (perturb the always-active
-        last coordinate), and $e_I$ attains it (digest §4.1, mechanism 1-2).
+        last coordinate), and $e_I$ attains it (proof of Theorem 1, Appendix A).
         """
         radius = check_real(
             f"{type(self).__name__}.saer_minimizer", "radius", radius, lower=0.0
@@ -250,9 +250,10 @@ class ClassicERM(AbstractProblem):
     r"""The classical ERM lower bound (Shalev-Shwartz et al. 2010; Feldman 2016).
 
     $d = 2^n$, $\mathcal{Z}=\{0,1\}^{d}$ uniform, $g(w,z) = \frac12\sum_i z(i)w(i)^2$
-    (digest §4.1). Some coordinate $I$ is zero in every example with probability
-    $1-(1-2^{-n})^{2^n}$; then $e_I$ is an ERM with population risk $\frac14$ while
-    $w=0$ has risk 0. Population risk is the closed form $\frac14\|w\|^2$.
+    (Theorem 1, Appendix A). Some coordinate $I$ is zero in every example with
+    probability $1-(1-2^{-n})^{2^n}$; then $e_I$ is an ERM with population risk
+    $\frac14$ while $w=0$ has risk 0. Population risk is the closed form
+    $\frac14\|w\|^2$.
 
     Args:
         n: number of training examples, $n \ge 1$.

@@ -37,7 +37,7 @@ class SAGDTrap(AbstractProblem):
 
     $\mathcal{Z} = \{-1,1\}^{2^n}$ with i.i.d. Rademacher coordinates. The iterate has
     $2^n$ blocks $w^{(i)}$ of length $T$ plus one always-active coordinate $w(d)$, so
-    $d = 2^n T + 1$ (the statement's $d=2^nT$ misses the $+1$; digest §4.3, §8).
+    $d = 2^n T + 1$ (the statement's $d=2^nT$ misses the $+1$; see the errata page).
     Block $(i, j)$ (0-based) is flat coordinate $T i + j$; the extra coordinate is
     last. The loss (Appendix B.2) is
 
@@ -112,7 +112,7 @@ class SAGDTrap(AbstractProblem):
 
     @property
     def good_event_probability(self) -> float:
-        """$1-(1-2^{-n})^{2^n}$: some block is $+1$ in every example (digest §7.1)."""
+        """$1-(1-2^{-n})^{2^n}$: some block is $+1$ in every example (exact)."""
         return unseen_probability(self.n)
 
     @property
@@ -241,7 +241,7 @@ class SAGDTrap(AbstractProblem):
         Each block contributes $P_i$ or $N_i$ with probability 1/2, so $F$ is an
         exact finite sum over the sign patterns of the blocks where they differ.
         Along SA-GD's trajectory only block $I$ is non-zero, and then
-        $F(w) = \frac14[\|w^{(I)}\| - \rho]_+^2$ (digest §4.3).
+        $F(w) = \frac14[\|w^{(I)}\| - \rho]_+^2$ (Theorem 3, Appendix B.2).
         """
         call = f"{type(self).__name__}.population_risk"
         w = self._check_population(call, w, key, num_samples)

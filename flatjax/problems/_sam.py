@@ -48,7 +48,7 @@ class SAMSharp(AbstractProblem):
     the gradient is 0, so SAM's normalized ascent is a no-op and $w_t \equiv 0$
     (proof of Theorem 6), while the SAER is $F^r(w) = \frac12\max(0, w + r)^2$ and
     $F^r(0) - F^r(-\frac12) = \frac12 r^2$ exactly for $r \in [0, \frac12]$
-    (digest §4.6, §7.4). The proof's "$f'(w) = w$ for $w\neq0$" should read $w>0$.
+    (Theorem 6, Appendix C.2). The proof's "$f'(w) = w$ for $w\neq0$" should read $w>0$.
 
     The distribution is a point mass: each example is the constant ``z = [0.]``,
     kept so that every problem shares one interface.
@@ -157,11 +157,11 @@ class SAMTrap(AbstractProblem):
     $\lambda = \frac{r}{4d(d-1)}$,
     $\delta_1 = \frac{\eta\lambda}{2\sqrt d\max\{1,\eta\}}$,
     $\gamma = \frac{\lambda}{\max\{1,\eta\}(r+\delta_1)}$ are the closed form of the
-    paper's circular definitions (digest §4.7). The chain constants $\delta_2..\delta_T$
-    are only proved to exist. ``delta`` defaults to ``proof_schedule(n, T)``, a
-    schedule fixed before sampling under which Lemma 8's invariant
-    $-\sigma\le w_t^{(I)}(2)\le0$ holds on every training set of the good event
-    (see ``proof_schedule``); ``delta=0.03`` (the constant schedule (a) of the
+    paper's circular definitions (Theorem 7, Appendix C.3; see the errata page). The
+    chain constants $\delta_2..\delta_T$ are only proved to exist. ``delta`` defaults to
+    ``proof_schedule(n, T)``, a schedule fixed before sampling under which Lemma 8's
+    invariant $-\sigma\le w_t^{(I)}(2)\le0$ holds on every training set of the good
+    event (see ``proof_schedule``); ``delta=0.03`` (the constant schedule (a) of the
     paper's numeric checks) is a documented alternative that lies outside the
     proof: with it $w_t^{(I)}(2)$ turns positive at $t=3$. Convex, 6-smooth,
     6-Lipschitz (Theorem 7; Lemma 6 says 7), realizable by
@@ -169,7 +169,7 @@ class SAMTrap(AbstractProblem):
 
     The constants are about $10^{-13}$ and SAM's first gradient norm as small as
     $10^{-20}$, so the construction exists in float64 only: ``dtype=float32`` is
-    refused (digest §7.6).
+    refused (an implementation note; see the errata page).
 
     Examples:
         >>> problem = SAMTrap(n=6, T=16, learning_rate=1 / 24, radius=0.5)
@@ -224,7 +224,7 @@ class SAMTrap(AbstractProblem):
             raise ValueError(
                 f"`{call}(dtype=...)` must be float64, got {np.dtype(dtype)}: the "
                 "construction's constants are about 1e-13 and SAM's first gradient "
-                "norm can be 1e-20, below float32's resolution (paper digest §7.6)"
+                "norm can be 1e-20, below float32's resolution (see the errata page)"
             )
         self.dtype = check_dtype(call, dtype)
         self.max_support = check_int(call, "max_support", max_support, 0)
@@ -379,7 +379,7 @@ class SAMTrap(AbstractProblem):
 
     @property
     def good_event_probability(self) -> float:
-        """$(1-2^{-n})^{2^n-1}$: exactly one coordinate unseen (digest §7.1)."""
+        """$(1-2^{-n})^{2^n-1}$: exactly one coordinate unseen (exact)."""
         return exactly_one_unseen_probability(self.n)
 
     @property

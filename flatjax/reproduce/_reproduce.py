@@ -16,8 +16,7 @@ from ._verdicts import (
     FAIL,
     INSUFFICIENT,
     KINDS,
-    NOT_INFORMATIVE,
-    PASS,
+    STATUSES,
     Experiment,
     Settings,
     format_value,
@@ -35,7 +34,7 @@ def exit_status(experiments: Sequence[Experiment]) -> int:
     """0 when no verdict failed and none lacked seeds, 1 on a FAIL, else 3.
 
     NOT INFORMATIVE verdicts (an upper bound above the trivial bound at the sizes
-    run) do not change the status.
+    run) and REPORT rows (no criterion) do not change the status.
     """
     statuses = {c.status for e in experiments for c in e.checks}
     if FAIL in statuses:
@@ -47,7 +46,7 @@ def exit_status(experiments: Sequence[Experiment]) -> int:
 
 def summary(experiments: Sequence[Experiment]) -> str:
     """One line counting the verdicts by status, e.g. ``58 PASS, 2 NOT INFORMATIVE``."""
-    counts = {s: 0 for s in (PASS, FAIL, NOT_INFORMATIVE, INSUFFICIENT)}
+    counts = dict.fromkeys(STATUSES, 0)
     for experiment in experiments:
         for check in experiment.checks:
             counts[check.status] += 1
@@ -131,9 +130,10 @@ def reproduce(
     """Run the experiments of arXiv 2511.03548 and write a report to ``out``.
 
     Every verdict has a kind (``KINDS``) and a criterion derived from the theorem,
-    and a status: PASS, FAIL, NOT INFORMATIVE (an upper bound above the trivial
-    bound at the sizes run) or INSUFFICIENT SEEDS (too few seeds to decide it;
-    ``exit_status`` then returns ``EXIT_INSUFFICIENT_SEEDS``).
+    and a status: PASS, FAIL, REPORT (kind "report": no criterion), NOT INFORMATIVE
+    (an upper bound above the trivial bound at the sizes run) or INSUFFICIENT SEEDS
+    (too few seeds to decide it; ``exit_status`` then returns
+    ``EXIT_INSUFFICIENT_SEEDS``).
 
     Args:
         mode: ``"quick"`` (a few minutes on a 2-core CPU), ``"full"`` (larger

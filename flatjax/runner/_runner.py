@@ -30,9 +30,9 @@ _FLAGGED_METRICS = ("empirical_risk", "grad_norm", "iterate_norm", "saer")
 class RunResult(NamedTuple):
     r"""What ``run`` returns; every array gains a leading axis under ``vmap``.
 
-    The convention of the paper digest (§1, [CHECKED]): a run of ``steps`` $= T$
-    yields the iterates $w_1$ (the initial point), $w_2, \dots, w_T$, i.e. $T-1$
-    updates; averages are over these $T$ iterates.
+    The convention of the paper's bounds (the iterates $w_1, \dots, w_T$): a run of
+    ``steps`` $= T$ yields the iterates $w_1$ (the initial point), $w_2, \dots, w_T$,
+    i.e. $T-1$ updates; averages are over these $T$ iterates.
 
     Attributes:
         metrics: per-iterate metrics, each of shape ``(T,)``: ``empirical_risk``

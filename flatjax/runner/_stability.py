@@ -19,8 +19,9 @@ class LeaveOneOut(AbstractProblem):
     r"""$S^{(i)}$: example $i$ replaced by the null example $z_0$ ($f(w, z_0) = 0$).
 
     $F_{S^{(i)}}(w) = \frac1n\sum_{j\ne i} f(w, z_j)$: the normalization stays $1/n$
-    (digest §2.4). Computed as $F_S(w) - f(w, z_i)/n$, so the problem's fast path is
-    reused; everything else delegates to the wrapped problem.
+    (Definition 2 of arXiv 2511.03548, Appendix B.3). Computed as $F_S(w) - f(w,
+    z_i)/n$, so the problem's fast path is reused; everything else delegates to the
+    wrapped problem.
 
     Attributes:
         problem: the wrapped problem.

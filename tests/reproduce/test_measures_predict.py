@@ -58,9 +58,11 @@ def test_granulated_tau_sees_what_the_overall_tau_hides():
     assert granulated["learning_rate"] == pytest.approx(1.0)
 
 
-def test_report_rows_always_pass_and_say_so():
-    check = report_check("tau", 0.3, _null_half_width(50), "report")
-    assert check.passed and check.criterion.startswith("report")
+def test_report_rows_are_never_verdicts_and_say_so():
+    check = report_check("tau", 0.3, _null_half_width(50), 50, "report")
+    assert check.kind == "report" and check.status == "REPORT"
+    assert not check.passed and not check.failed
+    assert check.criterion.startswith("none (informational")
     # 95% interval of tau under independence, n = 50: 1.96 sqrt(2(2n+5)/(9n(n-1))).
     assert check.half_width == pytest.approx(1.96 * math.sqrt(210 / (9 * 50 * 49)))
 

@@ -84,8 +84,8 @@ def test_report_figures_tables_and_versions_are_written(quick_run):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["reproduce", "--only", "theorem9"], "unknown experiment(s) ['theorem9']"),
-        (["reproduce", "--seeds", "0"], "must be an int >= 1, got 0"),
+        (["reproduce", "--only", "theorem9"], "--only: invalid choice: 'theorem9'"),
+        (["reproduce", "--seeds", "0"], "--seeds: must be a positive integer, got '0'"),
     ],
 )
 def test_bad_input_fails_before_compute(argv, message, tmp_path, capsys):
