@@ -14,7 +14,7 @@ import contextvars
 import math
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, overload
 
 import equinox as eqx
 import jax
@@ -401,6 +401,18 @@ def check_in_support(call: str, problem, S, *, name: str = "S") -> jax.Array:
     if not runtime_checks_enabled():
         return S
     return eqx.error_if(S, jnp.logical_not(jnp.all(inside)), message)
+
+
+@overload
+def check_prng_key(
+    call: str, key, *, name: str = ..., optional: Literal[False] = ...
+) -> jax.Array: ...
+
+
+@overload
+def check_prng_key(
+    call: str, key, *, name: str = ..., optional: bool
+) -> jax.Array | None: ...
 
 
 def check_prng_key(call: str, key, *, name: str = "key", optional: bool = False):

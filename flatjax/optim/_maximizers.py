@@ -462,7 +462,7 @@ class AscentMaximizer(AbstractMaximizer):
                 f"`AscentMaximizer(loss_fn=...)` must be callable, got {loss_fn!r}"
             )
         self.loss_fn = loss_fn
-        self.key = check_prng_key("AscentMaximizer", key)
+        self.key = check_prng_key("AscentMaximizer", key)  # pyright: ignore
         self.num_restarts = check_int(
             "AscentMaximizer", "num_restarts", num_restarts, 1
         )

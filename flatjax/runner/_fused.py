@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import cast
 
 import jax
 import jax.numpy as jnp
@@ -231,6 +232,7 @@ def run_fused(
                 metrics["saer"] = found.saer
             if per_step_population:
                 at = kernel.observe(scaled(state, scale), population=True, saer=False)
+                assert at is not None  # in_layout: the kernel observes in its layout
                 metrics["population_risk"] = at["population_risk"]
                 metrics["population_exact"] = at["population_exact"]
         # iterate_norm = scale * norm is NaN or infinite whenever the state's norm
@@ -288,11 +290,14 @@ def run_fused(
         lambda history, final: jnp.concatenate([history, final[None]]), metrics, last
     )
     averages = _suffix_averages(sums, steps, taus, problem.dtype)
-    suffix_metrics = jax.vmap(
-        lambda average: kernel.observe(
-            average, population=record_population, saer=saer_radius is not None
-        )
-    )(averages)
+    suffix_metrics = cast(
+        dict,
+        jax.vmap(
+            lambda average: kernel.observe(
+                average, population=record_population, saer=saer_radius is not None
+            )
+        )(averages),
+    )
     return RunResult(
         metrics,
         kernel.flat(final),

@@ -84,7 +84,8 @@ def initialize_distributed(
         from jax._src import xla_bridge
 
         if not xla_bridge.backends_are_initialized():
-            if jax.config.jax_cpu_collectives_implementation in (None, "none"):
+            current = jax.config.jax_cpu_collectives_implementation  # pyright: ignore
+            if current in (None, "none"):
                 jax.config.update("jax_cpu_collectives_implementation", "gloo")
         try:
             jax.distributed.initialize(
@@ -126,7 +127,7 @@ def broadcast_bytes(payload: np.ndarray | None, source: int = 0) -> np.ndarray:
         assert payload is not None
         return payload
     is_source = jax.process_index() == source
-    size = np.array([payload.size if is_source else 0], np.int64)
+    size = np.array([payload.size if payload is not None else 0], np.int64)
     size = int(multihost_utils.broadcast_one_to_all(size, is_source)[0])
     buffer = payload if is_source else np.zeros(size, np.uint8)
     return np.asarray(multihost_utils.broadcast_one_to_all(buffer, is_source))
@@ -154,7 +155,7 @@ def raise_if_any(message: str | None) -> None:
         return
     source = int(failed[0])
     payload = None
-    if jax.process_index() == source:
+    if message is not None:  # this process is the source
         payload = np.frombuffer(message.encode(), np.uint8)
     text = broadcast_bytes(payload, source).tobytes().decode()
     raise ValueError(f"process {source}: {text}")
