@@ -31,6 +31,7 @@ import flatjax.reproduce._theorem3 as theorem3_module
 import flatjax.reproduce._upper_bounds as upper_bounds_module
 import flatjax.runner._fused as fused_module
 import flatjax.runner._runner as runner_module
+import flatjax.sweep._engine as sweep_engine
 from flatjax.optim import sam
 from flatjax.problems import FlatERM, SAGDTrap, SAMSharp, SAMTrap
 from flatjax.reproduce import EXPERIMENTS
@@ -206,6 +207,19 @@ FAULTS = (
 )
 
 RESULTS: dict[tuple[str, str], bool] = {}
+
+
+@pytest.fixture(autouse=True)
+def _no_compiled_fault():
+    # The sweep engine keeps compiled programs per process (keyed on the sweep's
+    # configuration, not on the library's code): a program compiled with a fault
+    # planted must not be reused by a later test in the same worker, nor a clean
+    # one by a fault (the fault would then not be planted at all).
+    sweep_engine._COMPILED.clear()
+    jax.clear_caches()
+    yield
+    sweep_engine._COMPILED.clear()
+    jax.clear_caches()
 
 
 def _failed(name: str, out: Path) -> list[str]:
