@@ -49,8 +49,16 @@ except ImportError:  # the environment variables above still apply
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
-def parse_args(name: str, description: str, argv: Sequence[str] | None = None):
-    """The flags every benchmark script takes: ``--smoke``, ``--out``, ``--repeats``."""
+def parse_args(
+    name: str,
+    description: str,
+    argv: Sequence[str] | None = None,
+    extra: Callable[[argparse.ArgumentParser], None] | None = None,
+):
+    """The flags every benchmark script takes: ``--smoke``, ``--out``, ``--repeats``.
+
+    ``extra(parser)`` adds a script's own flags.
+    """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
         "--smoke",
@@ -67,6 +75,8 @@ def parse_args(name: str, description: str, argv: Sequence[str] | None = None):
     parser.add_argument(
         "--repeats", type=int, default=None, help="timed repeats per measurement"
     )
+    if extra is not None:
+        extra(parser)
     return parser.parse_args(argv)
 
 

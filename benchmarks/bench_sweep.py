@@ -38,7 +38,8 @@ record_population=False, suffix_starts=(1,))`` computes and returns, from
 training sets already on the device; every method's last iterate on the first
 set is compared with flatjax's (``max_abs_diff_vs_flatjax``).
 
-Usage: ``python benchmarks/bench_sweep.py [--smoke] [--out PATH] [--repeats K]``.
+Usage: ``python benchmarks/bench_sweep.py [--smoke] [--out PATH] [--repeats K]
+[--case samtrap|sagdtrap|least_squares ...] [--seeds N ...]``.
 """
 
 from __future__ import annotations
@@ -444,7 +445,10 @@ def least_squares_case(d, n, steps, algorithm="gd") -> Case:
     )
 
 
-def cases(smoke: bool) -> list[Case]:
+CASES = ("samtrap", "sagdtrap", "least_squares")
+
+
+def cases(smoke: bool, only: tuple[str, ...] = CASES) -> list[Case]:
     if smoke:  # every method once; bench_roofline's smoke runs SA-GD and GD
         case = samtrap_case(6, 8, chunks=(2,))
         case.seeds = (2,)
@@ -452,11 +456,27 @@ def cases(smoke: bool) -> list[Case]:
     sagd = sagdtrap_case(8, 256)
     sagd.chunks = (4, 16, 64)
     sagd.calibrate_seeds = 16
-    return [
-        samtrap_case(6, 64, chunks=(4, 16, 64)),
-        sagd,
-        least_squares_case(1000, 64, 64, "sam"),
-    ]
+    every = {
+        "samtrap": samtrap_case(6, 64, chunks=(4, 16, 64)),
+        "sagdtrap": sagd,
+        "least_squares": least_squares_case(1000, 64, 64, "sam"),
+    }
+    return [every[name] for name in only]
+
+
+def _flags(parser) -> None:
+    parser.add_argument(
+        "--case",
+        action="append",
+        choices=CASES,
+        help="run only this case (repeatable; default: all)",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        action="append",
+        help="numbers of training sets to time (repeatable; default: each case's)",
+    )
 
 
 # ----------------------------------------------------------------------------------
@@ -827,7 +847,7 @@ def print_tables(groups, target_rows) -> None:
 
 
 def main(argv=None) -> dict[str, Any]:
-    args = _common.parse_args(NAME, __doc__.splitlines()[0], argv)
+    args = _common.parse_args(NAME, __doc__.splitlines()[0], argv, extra=_flags)
     smoke = args.smoke
     settings = Settings(
         repeats=args.repeats or (1 if smoke else 5),
@@ -836,7 +856,9 @@ def main(argv=None) -> dict[str, Any]:
     )
     groups = []
     load_before = os.getloadavg()
-    for case in cases(smoke):
+    for case in cases(smoke, tuple(args.case or CASES)):
+        if args.seeds and not smoke:
+            case.seeds = tuple(args.seeds)
         start = time.perf_counter()
         group = run_case(case, settings)
         group["wall_s"] = time.perf_counter() - start
