@@ -736,6 +736,35 @@ def _compiled(program, shapes, cache_key: str, size: int):
     return compiled
 
 
+def clear_compile_cache() -> int:
+    """Forget the chunk programs ``run_sweep`` compiled in this process.
+
+    ``run_sweep`` compiles one program per group of runs and keeps up to 64 of them
+    for the life of the process, so a second sweep with the same configuration
+    (another seed range, a resumed run) does not compile again. The cache is keyed on
+    the sweep's configuration, the devices, x64 and the PRNG implementation, **not**
+    on flatjax's code: after a function of flatjax is changed in the same process (a
+    monkeypatch, a test planting a fault, ``importlib.reload``), a sweep with an
+    unchanged configuration would run the program compiled from the old code. Call
+    this first; the next sweep then traces and compiles from the code as it is now.
+
+    JAX keeps caches of its own for functions under ``jax.jit`` (one in
+    ``flatjax.optim`` among them); to drop those too, call ``jax.clear_caches()``.
+
+    Returns:
+        The number of compiled programs forgotten.
+
+    Examples:
+        >>> from flatjax.sweep import clear_compile_cache
+        >>> _ = clear_compile_cache()
+        >>> clear_compile_cache()
+        0
+    """
+    forgotten = len(_COMPILED)
+    _COMPILED.clear()
+    return forgotten
+
+
 def _parquet_array(frame) -> np.ndarray:
     return np.frombuffer(_parquet_bytes(frame), np.uint8)
 
