@@ -322,8 +322,10 @@ def run_sweep(
     Raises:
         ValueError: a bad ``chunk_size``, ``memory_budget`` or ``out``, a sweep too
             large for the run index, memory or disk, a budget smaller than one
-            block of runs, a folder that holds another sweep or is in use; all
-            before compute.
+            block of runs, a folder that holds another sweep or is in use, or
+            whose ``sweep.json`` is corrupt (the message names the file and the
+            fault: unreadable, not JSON, not an object, no fingerprint); all before
+            compute.
     """
     started = time.perf_counter()
     devices = list(devices) if devices is not None else jax.devices()
