@@ -14,7 +14,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import jax
 import numpy as np
@@ -34,6 +34,9 @@ from ._config import (
 )
 from ._distributed import agree_min, broadcast_bytes, broadcast_json, raise_if_any
 from ._store import Store, atomic_write, check_out
+
+if TYPE_CHECKING:  # pandas is imported where the tables are built
+    import pandas as pd
 
 _DEFAULT_BUDGET_FRACTION = 0.25
 #: A run index is folded into the run's key as 32 bits, and stored as int32.
@@ -56,8 +59,8 @@ class SweepResult(NamedTuple):
             or None when curves were not recorded.
     """
 
-    runs: object
-    curves: object | None
+    runs: pd.DataFrame
+    curves: pd.DataFrame | None
 
 
 def use_cpu_cores() -> str:

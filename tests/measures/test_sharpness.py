@@ -13,8 +13,12 @@ import numpy as np
 import pytest
 
 from flatjax.measures import flatness_radius, keskar_sharpness, saer_gap
-from flatjax.optim import AbstractMaximizer, FunctionMaximizer, QuadraticMaximizer
-from flatjax.optim import MaximizerMethod
+from flatjax.optim import (
+    AbstractMaximizer,
+    FunctionMaximizer,
+    MaximizerMethod,
+    QuadraticMaximizer,
+)
 from flatjax.problems import FlatERM, SAMSharp
 from flatjax.problems._base import flat_half_square
 
