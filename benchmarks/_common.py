@@ -231,6 +231,21 @@ def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> st
     return "\n".join(lines)
 
 
+TARGET_COLUMNS = ("target", "measured", "goal", "passed")
+
+
+def finish(out: Path, payload: dict[str, Any]) -> dict[str, Any]:
+    """Print ``payload["targets"]`` as a table, write ``payload`` to ``out``; return it.
+
+    The common end of every benchmark script's ``main``.
+    """
+    print("\n### Targets\n")
+    print(markdown_table(payload["targets"], TARGET_COLUMNS))
+    write_json(out, payload)
+    print(f"\nwrote {out}")
+    return payload
+
+
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     """Write ``payload`` as indented JSON, creating the folder."""
     path = Path(path)

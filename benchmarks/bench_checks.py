@@ -200,11 +200,7 @@ def main(argv=None) -> dict[str, Any]:
         for row in rows
     ]
     print(_common.markdown_table(table, list(table[0])))
-    print("\n### Targets\n")
-    print(_common.markdown_table(targets, ["target", "measured", "goal", "passed"]))
-    _common.write_json(args.out, payload)
-    print(f"\nwrote {args.out}")
-    return payload
+    return _common.finish(args.out, payload)
 
 
 if __name__ == "__main__":

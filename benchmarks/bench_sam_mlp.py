@@ -252,11 +252,7 @@ def main(argv=None) -> dict[str, Any]:
         "\nmax |flatjax SAM - optax.contrib.sam| over the parameters after "
         f"{1 + rounds * steps_per_round} steps: {trajectory_diff:.3g}"
     )
-    print("\n### Targets\n")
-    print(_common.markdown_table(targets, ["target", "measured", "goal", "passed"]))
-    _common.write_json(args.out, payload)
-    print(f"\nwrote {args.out}")
-    return payload
+    return _common.finish(args.out, payload)
 
 
 if __name__ == "__main__":

@@ -193,11 +193,7 @@ def main(argv=None) -> dict[str, Any]:
             ["runs", "devices", "wall_s", "compile_s", "runs_per_s"],
         )
     )
-    print()
-    print(_common.markdown_table(targets, ["target", "measured", "goal", "passed"]))
-    _common.write_json(args.out, payload)
-    print(f"\nwrote {args.out}")
-    return payload
+    return _common.finish(args.out, payload)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.core import Tracer
 from jaxtyping import PyTree
 
 _FALLBACK_MAX_BYTES = 8 * 2**30
@@ -114,7 +115,7 @@ def runtime_checks_enabled() -> bool:
 
 def is_concrete(x) -> bool:
     """True when ``x`` is a Python number or a concrete (non-traced) array."""
-    return not isinstance(x, jax.core.Tracer)
+    return not isinstance(x, Tracer)
 
 
 def _type_name(value) -> str:
@@ -478,7 +479,7 @@ def check_scalar_loss(call: str, name: str, fn: Callable, *args) -> None:
         ) from err
     shape = getattr(out, "shape", None)
     dtype = getattr(out, "dtype", None)
-    if shape != () or not jnp.issubdtype(dtype, jnp.floating):
+    if shape != () or dtype is None or not jnp.issubdtype(dtype, jnp.floating):
         raise ValueError(
             f"`{call}({name}=...)` must return a real scalar, got {_describe(out)}"
             + ("" if dtype is None else f" of dtype {dtype}")
@@ -558,6 +559,7 @@ def check_examples(call: str, name: str, examples: PyTree) -> int:
             f"example axis, got leading sizes {sizes}"
         )
     n = sizes[0]
+    assert n is not None  # a leaf without a leading axis was refused above
     if n < 1:
         raise ValueError(f"`{call}({name}=...)` must hold at least 1 example, got {n}")
     return n

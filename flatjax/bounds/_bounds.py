@@ -462,7 +462,7 @@ def theorem3_hypotheses_hold(
     radius = jnp.asarray(radius)
     flatness_below = rho < radius * (1.0 - 3.0 / (3.0 + learning_rate * root))
     step_small = learning_rate * (radius - rho) * root <= 1.0 + _BOUNDARY_SLACK
-    return flatness_below & step_small & (steps >= 2)
+    return jnp.asarray(flatness_below & step_small & (steps >= 2))
 
 
 # ----------------------------------------------------------------------------------
@@ -601,7 +601,7 @@ def theorem7_hypotheses_hold(
     step_small = 2.0 * learning_rate * jnp.asarray(radius) * jnp.sqrt(steps) <= (
         1.0 + _BOUNDARY_SLACK
     )
-    return step_small & (_real(n) >= 6) & (steps >= 6)
+    return jnp.asarray(step_small & (_real(n) >= 6) & (steps >= 6))
 
 
 # ----------------------------------------------------------------------------------

@@ -9,11 +9,14 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray, PyTree
 
-from flatjax._checks import check_int, check_real
-from flatjax.optim._maximizer_base import AbstractMaximizer, Method, saer
-from flatjax.optim._maximizers import AscentMaximizer
-
-from .._checks import check_key, check_same_structure, check_scalar_loss
+from .._checks import (
+    check_int,
+    check_key,
+    check_real,
+    check_same_structure,
+    check_scalar_loss,
+)
+from ..optim import AbstractMaximizer, AscentMaximizer, MaximizerMethod, saer
 from ._base import bisect_largest, flatten_loss
 
 
@@ -68,7 +71,7 @@ class SAERGap(NamedTuple):
     saer: Float[Array, ""]
     loss: Float[Array, ""]
     perturbation: PyTree
-    method: Method
+    method: MaximizerMethod
 
 
 def saer_gap(
@@ -161,7 +164,7 @@ class FlatnessRadius(NamedTuple):
     value: Float[Array, ""]
     upper: Float[Array, ""]
     bracketed: Bool[Array, ""]
-    method: Method
+    method: MaximizerMethod
 
 
 def flatness_radius(
@@ -261,7 +264,7 @@ class KeskarSharpness(NamedTuple):
     value: Float[Array, ""]
     maximum: Float[Array, ""]
     perturbation: PyTree
-    method: Method
+    method: MaximizerMethod
 
 
 def keskar_sharpness(

@@ -4,6 +4,7 @@ from ._algorithms import ALGORITHMS, Algorithm, make_optimizer
 from ._maximizer_base import (
     AbstractMaximizer,
     FunctionMaximizer,
+    MaximizerMethod,
     SAERResult,
     saer,
     tree_norm,
@@ -32,6 +33,7 @@ __all__ = [
     "Algorithm",
     "AscentMaximizer",
     "FunctionMaximizer",
+    "MaximizerMethod",
     "ProjectionState",
     "QuadraticMaximizer",
     "SAERMResult",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Mapping
 from typing import NamedTuple
 
@@ -63,25 +64,20 @@ ALGORITHMS: Mapping[str, Algorithm] = _AlgorithmTable(
             "SAM, normalized ascent r g/||g|| (Foret et al. 2021)",
         ),
         "usam": Algorithm(
-            lambda learning_rate, radius, **options: sam(
-                learning_rate, radius, ascent="unnormalized", **options
-            ),
+            functools.partial(sam, ascent="unnormalized"),
             ("learning_rate", "radius"),
             False,
             "USAM, unnormalized ascent r g",
         ),
         "asam": Algorithm(
-            lambda learning_rate, radius, **options: sam(
-                learning_rate, radius, ascent="adaptive", **options
-            ),
+            functools.partial(sam, ascent="adaptive"),
             ("learning_rate", "radius"),
             False,
             "ASAM, adaptive ascent (Kwon et al. 2021)",
         ),
+        # The maximizer comes as the update's extra argument, never from here.
         "sa_gd": Algorithm(
-            lambda learning_rate, radius, **options: sa_gd(
-                learning_rate, radius, **options
-            ),
+            sa_gd,
             ("learning_rate", "radius"),
             True,
             "SA-GD, exact ascent v in argmax F_S(w + v) (needs a maximizer)",

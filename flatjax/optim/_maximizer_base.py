@@ -10,11 +10,14 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PyTree
 
-#: How a maximum over the ball was obtained.
-#: ``"closed_form"``: a formula from the paper; ``"exact"``: an exact solver or an
-#: exact maximizer supplied by a problem; ``"lower_bound"``: the best value a numerical
-#: search found, a lower bound on the true maximum.
-Method = Literal["closed_form", "exact", "lower_bound"]
+MaximizerMethod = Literal["closed_form", "exact", "lower_bound"]
+MaximizerMethod.__doc__ = """How a maximum over the ball was obtained.
+
+``"closed_form"``: a formula from the paper; ``"exact"``: an exact solver or an exact
+maximizer supplied by a problem; ``"lower_bound"``: the best value a numerical search
+found, a lower bound on the true maximum. Read it from ``AbstractMaximizer.method``
+and ``SAERResult.method``.
+"""
 
 
 class AbstractMaximizer(eqx.Module):
@@ -22,12 +25,12 @@ class AbstractMaximizer(eqx.Module):
 
     Call it as ``maximizer(w, radius) -> v``: ``v`` has the structure of the parameter
     pytree ``w`` and global $\ell_2$ norm at most ``radius``. Subclasses set the class
-    attribute ``method`` to say how good ``v`` is (see ``Method``). Maximizers are
-    ``equinox`` modules, so they can be passed through ``jax.jit`` and ``jax.vmap``
-    like any pytree.
+    attribute ``method`` to say how good ``v`` is (see ``MaximizerMethod``).
+    Maximizers are ``equinox`` modules, so they can be passed through ``jax.jit`` and
+    ``jax.vmap`` like any pytree.
     """
 
-    method: ClassVar[Method]
+    method: ClassVar[MaximizerMethod]
 
     def __call__(self, w: PyTree, radius: Float[Array, ""] | float) -> PyTree:
         r"""Return a maximizing perturbation $v$ with $\|v\|\le$ ``radius``."""
@@ -45,7 +48,7 @@ class FunctionMaximizer(AbstractMaximizer):
     """
 
     fn: Callable[[Any, Any], Any]
-    method: ClassVar[Method] = "exact"
+    method: ClassVar[MaximizerMethod] = "exact"
 
     def __call__(self, w: PyTree, radius: Float[Array, ""] | float) -> PyTree:
         """Evaluate the wrapped function."""
@@ -65,7 +68,7 @@ class SAERResult(NamedTuple):
 
     value: Float[Array, ""]
     perturbation: PyTree
-    method: Method
+    method: MaximizerMethod
 
 
 def tree_norm(tree: PyTree) -> Float[Array, ""]:

@@ -30,7 +30,7 @@ from .._checks import (
     check_real,
     is_concrete,
 )
-from ._maximizer_base import AbstractMaximizer, Method
+from ._maximizer_base import AbstractMaximizer, MaximizerMethod
 
 #: Steps of the bracketing iteration on the secular equation. Each step takes a
 #: Newton step from the left end of the bracket, then halves the bracket's log-ratio
@@ -338,7 +338,7 @@ class QuadraticMaximizer(AbstractMaximizer):
 
     hessian: Float[Array, "n n"]
     gradient: Float[Array, " n"]
-    method: ClassVar[Method] = "exact"
+    method: ClassVar[MaximizerMethod] = "exact"
 
     def __init__(self, hessian: Float[Array, "n n"], gradient: Float[Array, " n"]):
         self.hessian, self.gradient = _check_quadratic(
@@ -448,7 +448,7 @@ class AscentMaximizer(AbstractMaximizer):
     key: PRNGKeyArray
     num_restarts: int = eqx.field(static=True)
     num_steps: int = eqx.field(static=True)
-    method: ClassVar[Method] = "lower_bound"
+    method: ClassVar[MaximizerMethod] = "lower_bound"
 
     def __init__(
         self,

@@ -471,7 +471,7 @@ def sharpness_aware(
             config, updates, state.count, params, grad_fn, extra_args
         )
         return new_updates, SharpnessAwareState(
-            count=optax.safe_int32_increment(state.count)
+            count=jnp.asarray(optax.safe_int32_increment(state.count))
         )
 
     return optax.GradientTransformationExtraArgs(init, update)
@@ -520,31 +520,24 @@ def sharpness_aware_wrapper(
     Args:
         inner: the optax transformation (or chain) that receives the perturbed
             gradient; it also receives every extra argument.
-        radius: the perturbation radius $r \ge 0$: a float, a traced scalar or
-            an optax schedule ``count -> r``.
+        radius: $r \ge 0$; this and every argument below as in
+            ``sharpness_aware``.
         ascent: the ascent rule.
-        mask: the parameters to perturb (default: all).
-        maximizer: the exact maximizer for ``ascent="exact"``.
-        adaptive_eta: $\eta_{\mathrm{a}} > 0$ of ASAM.
-        axis_name: the batch axis name under ``shard_map``/``vmap``, or ``None``.
-        per_device_perturbation: with ``axis_name``, perturb each shard along its
-            own gradient instead of the averaged one.
-        check_gradient: check that ``updates`` is ``grad_fn(params)``.
+        mask: the parameters to perturb.
+        maximizer: the exact maximizer of ``"exact"``.
+        adaptive_eta: ASAM's $\eta_{\mathrm{a}}$.
+        axis_name: the batch axis.
+        per_device_perturbation: one perturbation per shard.
+        check_gradient: the raw-gradient check.
 
     Returns:
         An ``optax.GradientTransformationExtraArgs`` with
         ``SharpnessAwareWrapperState``.
 
     Raises:
-        ValueError: for an unknown ``ascent``, a negative or non-finite concrete
-            ``radius``, a missing ``grad_fn`` or ``params``, a missing maximizer, a
-            mask with ``ascent="exact"``, ``per_device_perturbation`` without
-            ``axis_name``, or a ``grad_fn`` output or ``updates``
-            not shaped like ``params``.
-        TypeError: for parameters or gradients that are not floating arrays (an
-            integer leaf, a whole ``equinox`` module: use ``eqx.partition``), a
-            ``grad_fn`` that returns ``(value, gradient)``, or a mask leaf that is
-            not a bool.
+        ValueError: in the cases ``sharpness_aware`` lists, the message naming
+            ``sharpness_aware_wrapper``.
+        TypeError: likewise.
 
     Examples:
         >>> import jax, jax.numpy as jnp, optax
@@ -596,13 +589,16 @@ def sharpness_aware_wrapper(
             perturbed, state.inner_state, params, grad_fn=grad_fn, **extra_args
         )
         return new_updates, SharpnessAwareWrapperState(
-            count=optax.safe_int32_increment(state.count), inner_state=inner_state
+            count=jnp.asarray(optax.safe_int32_increment(state.count)),
+            inner_state=inner_state,
         )
 
     return optax.GradientTransformationExtraArgs(init, update)
 
 
-def _base_sgd(call: str, learning_rate) -> optax.GradientTransformation:
+def _base_sgd(
+    call: str, learning_rate: optax.ScalarOrSchedule
+) -> optax.GradientTransformation:
     if callable(learning_rate):
         return optax.sgd(learning_rate)
     _check_hyperparameter(call, "learning_rate", learning_rate)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import ClassVar, NamedTuple
+from collections.abc import Callable
+from typing import Any, ClassVar, NamedTuple
 
 import equinox as eqx
 import jax
@@ -284,7 +285,7 @@ class SAGDTrap(AbstractProblem):
         threshold = radius * (1.0 - 3.0 / (3.0 + learning_rate * root))
         return rho < threshold and learning_rate * (radius - rho) <= 1.0 / root + 1e-15
 
-    def adversarial_maximizer(self, S: Array):
+    def adversarial_maximizer(self, S: Array) -> AdversarialMaximizer:
         r"""The paper's tie-breaking oracle $v_t = r\, e_{(I,t)}$ (Appendix B.2).
 
         The inner maximum $\max_{\|v\|\le r} F_S(w_t + v) = \frac12(r-\rho)^2$ is
@@ -332,7 +333,7 @@ class SAGDTrap(AbstractProblem):
         algorithm: str,
         learning_rate,
         radius,
-        maximizer=None,
+        maximizer: Callable[[Array, Any], Array] | None = None,
         *,
         zero_start: bool = False,
     ) -> AbstractFusedKernel | None:
@@ -367,19 +368,20 @@ class SAGDTrap(AbstractProblem):
             algorithm: ``"gd"`` or ``"sa_gd"`` (else ``None``).
             learning_rate: $\eta$ (may be traced).
             radius: $r$ (may be traced).
-            maximizer: ``adversarial_maximizer(S)`` for ``"sa_gd"``.
+            maximizer: ``adversarial_maximizer(S)`` for ``"sa_gd"`` (an
+                ``AdversarialMaximizer``; ``run_fused`` unwraps a
+                ``FunctionMaximizer`` around it); any other returns ``None``.
             zero_start: the run starts at $w_1 = 0$ (``run_fused`` passes it when
                 no ``w1`` is given).
         """
-        maximizer = getattr(maximizer, "fn", maximizer)  # FunctionMaximizer
-        if algorithm == "sa_gd" and not isinstance(maximizer, AdversarialMaximizer):
-            return None
-        if algorithm not in ("gd", "sa_gd"):
+        if algorithm == "gd":
+            adversarial, index = False, jnp.asarray(0)
+        elif algorithm == "sa_gd" and isinstance(maximizer, AdversarialMaximizer):
+            adversarial, index = True, maximizer.index
+        else:
             return None
         S = jnp.asarray(S, self.dtype)
         plus = 0.5 * (S + 1.0)
-        adversarial = algorithm == "sa_gd"
-        index = maximizer.index if adversarial else jnp.asarray(0)
         learning_rate = jnp.asarray(learning_rate, self.dtype)
         radius = jnp.asarray(radius, self.dtype)
         # The compressed population risk sums over block I's two sign patterns

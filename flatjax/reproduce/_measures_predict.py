@@ -258,7 +258,7 @@ def _rebuild(case: dict, runs, seed: int) -> dict[str, np.ndarray]:
     fails a check instead of silently measuring other runs.
     """
     static = _static(case)
-    steps = case.get("steps", static.get("T"))
+    steps: int = case["steps"] if "steps" in case else static["T"]
     traced = sorted(k for k in case["grid"] if k in ("rho", "learning_rate", "radius"))
     algorithm = case["optimizer"]
 
@@ -333,7 +333,9 @@ def kendall_tau(x, y) -> float:
     x, y = np.asarray(x, float), np.asarray(y, float)
     if x.size < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return math.nan
-    return float(kendalltau(x, y).statistic)
+    result = kendalltau(x, y)
+    # scipy's stubs leave SignificanceResult's fields untyped.
+    return float(result.statistic)  # pyright: ignore[reportAttributeAccessIssue]
 
 
 def granulated_tau(table, measure: str, axes: list[str]) -> dict[str, float]:

@@ -46,7 +46,7 @@ def exit_status(experiments: Sequence[Experiment]) -> int:
 
 def summary(experiments: Sequence[Experiment]) -> str:
     """One line counting the verdicts by status, e.g. ``58 PASS, 2 NOT INFORMATIVE``."""
-    counts = dict.fromkeys(STATUSES, 0)
+    counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
     for experiment in experiments:
         for check in experiment.checks:
             counts[check.status] += 1

@@ -16,9 +16,9 @@ from .. import bounds
 from ._verdicts import (
     Experiment,
     Settings,
-    informative_upper_check,
     run_sweep_runs,
     save_figure,
+    upper_check_and_row,
 )
 
 ETA = 0.25
@@ -64,37 +64,25 @@ def theorems2_5(settings: Settings) -> Experiment:
         bound = _bound(radius, 0.0, steps, 0.5)
         # F_S(w) <= 1/2 (||x|| ||w|| + |y|)^2 <= 1/2 (1 + 1/2)^2 on the unit ball;
         # the SAER adds r to ||w||.
-        checks.append(
-            informative_upper_check(
+        verdicts = [
+            upper_check_and_row(
                 f"SA-GD F_S^r(avg), least squares rho=0, T={steps}, r=1/sqrt(T)",
                 sagd.saer_tau1,
                 bound,
                 0.5 * (1.5 + radius) ** 2,
                 "Thm 2: D^2/(eta T) + 4 beta (r-rho)_+^2",
-            )
-        )
-        checks.append(
-            informative_upper_check(
+                steps=steps,
+                case="SA-GD, least squares (rho=0): F_S^r",
+            ),
+            upper_check_and_row(
                 f"SAM F_S(avg), least squares rho=0, T={steps}, r=1/sqrt(T)",
                 sam.empirical_risk_tau1,
                 bound,
                 0.5 * 1.5**2,
                 "Thm 5: D^2/(eta T) + 4 beta (r-rho)_+^2",
-            )
-        )
-        rows += [
-            {
-                "steps": steps,
-                "case": "SA-GD, least squares (rho=0): F_S^r",
-                "measured": sagd.saer_tau1.mean(),
-                "bound": bound,
-            },
-            {
-                "steps": steps,
-                "case": "SAM, least squares (rho=0): F_S",
-                "measured": sam.empirical_risk_tau1.mean(),
-                "bound": bound,
-            },
+                steps=steps,
+                case="SAM, least squares (rho=0): F_S",
+            ),
         ]
         # rho > 0, SA-GD: Theorem 3's construction (1-smooth, rho-flat, w* = 0 so
         # D = 0) with its exact oracle, r - rho = 1/(2 sqrt(T)).
@@ -117,14 +105,15 @@ def theorems2_5(settings: Settings) -> Experiment:
             population=False,
             seeds=seeds,
         )
-        bound = _bound(radius, rho, steps, 0.0)
-        checks.append(
-            informative_upper_check(
+        verdicts.append(
+            upper_check_and_row(
                 f"SA-GD F_S^r(avg), SAGDTrap rho=0.1, T={steps}, r-rho=1/(2sqrt(T))",
                 trap.saer_tau1,
-                bound,
+                _bound(radius, rho, steps, 0.0),
                 0.5 * (1 + radius - rho) ** 2,
                 "Thm 2 (D = 0)",
+                steps=steps,
+                case="SA-GD, SAGDTrap (rho=0.1): F_S^r",
             )
         )
         # rho > 0, SAM: squared hinge with margin 1/2 (rho = 1/4, w* = e_1, D = 1).
@@ -147,30 +136,19 @@ def theorems2_5(settings: Settings) -> Experiment:
             population=False,
             seeds=seeds,
         )
-        bound = _bound(radius, rho, steps, 1.0)
-        checks.append(
-            informative_upper_check(
+        verdicts.append(
+            upper_check_and_row(
                 f"SAM F_S(avg), squared hinge rho=0.25, T={steps}, r-rho=1/(2sqrt(T))",
                 hinge.empirical_risk_tau1,
-                bound,
+                _bound(radius, rho, steps, 1.0),
                 0.5 * (0.25 + 1) ** 2,
                 "Thm 5 (D = 1)",
+                steps=steps,
+                case="SAM, squared hinge (rho=0.25): F_S",
             )
         )
-        rows += [
-            {
-                "steps": steps,
-                "case": "SA-GD, SAGDTrap (rho=0.1): F_S^r",
-                "measured": trap.saer_tau1.mean(),
-                "bound": _bound(0.1 + 0.5 / math.sqrt(steps), 0.1, steps, 0.0),
-            },
-            {
-                "steps": steps,
-                "case": "SAM, squared hinge (rho=0.25): F_S",
-                "measured": hinge.empirical_risk_tau1.mean(),
-                "bound": bound,
-            },
-        ]
+        checks += [check for check, _ in verdicts]
+        rows += [row for _, row in verdicts]
     import pandas as pd
 
     table = pd.DataFrame(rows)
@@ -180,7 +158,9 @@ def theorems2_5(settings: Settings) -> Experiment:
         for (case, part), marker in zip(table.groupby("case"), "os^D", strict=False):
             ax.plot(part.steps, part.measured, marker + "-", label=case)
             key = tuple(round(b, 12) for b in part.bound)
-            bounds_drawn.setdefault(key, (part.steps, []))[1].append(case.split(":")[0])
+            bounds_drawn.setdefault(key, (part.steps, []))[1].append(
+                str(case).split(":")[0]
+            )
         for style, (key, (steps, cases)) in zip(
             ("k:", "k--", "k-."), bounds_drawn.items(), strict=False
         ):

@@ -24,9 +24,9 @@ from ..runner import loo_stability
 from ._verdicts import (
     Experiment,
     Settings,
-    informative_upper_check,
     run_sweep_runs,
     save_figure,
+    upper_check_and_row,
 )
 
 ETA, D, DISTANCE = 0.25, 2, 0.5  # w* = e_1 / 2, w_1 = 0
@@ -82,20 +82,19 @@ def upper_bounds(settings: Settings) -> Experiment:
             theorem = "Thm 4" if optimizer == "sa_gd" else "Thm 8"
             if optimizer == "gd":
                 theorem = "Thm 4/8 at r = 0"
-            risk = runs.population_risk_tau1
-            rows.append(
-                {"n": n, "optimizer": optimizer, "risk": risk.mean(), "bound": bound}
+            check, row = upper_check_and_row(
+                f"{optimizer.upper()} E F(avg), least squares d={D}, n=T={n}, "
+                f"r={RADIUS_SCALE}/sqrt(n)",
+                runs.population_risk_tau1,
+                bound,
+                TRIVIAL_RISK,
+                f"{theorem} (D = {DISTANCE})",
+                column="risk",
+                n=n,
+                optimizer=optimizer,
             )
-            checks.append(
-                informative_upper_check(
-                    f"{optimizer.upper()} E F(avg), least squares d={D}, n=T={n}, "
-                    f"r={RADIUS_SCALE}/sqrt(n)",
-                    risk,
-                    bound,
-                    TRIVIAL_RISK,
-                    f"{theorem} (D = {DISTANCE})",
-                )
-            )
+            checks.append(check)
+            rows.append(row)
     stability_rows = []
     count = min(settings.seeds, settings.pick(2, 8, 64))
     for n in settings.pick((64,), (64, 256), (64, 256, 1024)):
@@ -125,40 +124,35 @@ def upper_bounds(settings: Settings) -> Experiment:
                     initial_distance=DISTANCE,
                 )
             )
-            stability_rows.append(
-                {
-                    "n": n,
-                    "optimizer": name,
-                    "epsilon": float(epsilon.mean()),
-                    "bound": bound,
-                }
+            check, row = upper_check_and_row(
+                f"{name.upper()} eps_stab, n=T={n}",
+                np.asarray(epsilon),
+                bound,
+                TRIVIAL_STABILITY,
+                "Lemma 5 (max(1, D^2) = 1)",
+                column="epsilon",
+                n=n,
+                optimizer=name,
             )
-            checks.append(
-                informative_upper_check(
-                    f"{name.upper()} eps_stab, n=T={n}",
-                    np.asarray(epsilon),
-                    bound,
-                    TRIVIAL_STABILITY,
-                    "Lemma 5 (max(1, D^2) = 1)",
-                )
-            )
+            checks.append(check)
+            stability_rows.append(row)
     import pandas as pd
 
     table = pd.DataFrame(rows)
     stability = pd.DataFrame(stability_rows)
 
-    def draw_risk(ax):
+    def draw(ax, frame, column, label, bound_label, trivial, trivial_label):
         # SA-GD and SAM nearly coincide at r = 0.05/sqrt(n): SA-GD is drawn wide and
         # pale underneath so that neither hides the other.
         for (optimizer, part), marker in zip(
-            table.groupby("optimizer"), "os^", strict=False
+            frame.groupby("optimizer"), "os^", strict=False
         ):
             wide = {"lw": 6, "alpha": 0.35, "ms": 11} if optimizer == "sa_gd" else {}
             line = ax.plot(
                 part.n,
-                part.risk,
+                part[column],
                 marker + "-",
-                label=f"{optimizer.upper()}: E F(avg)",
+                label=f"{str(optimizer).upper()}: {label}",
                 **wide,
             )[0]
             ax.plot(
@@ -167,31 +161,34 @@ def upper_bounds(settings: Settings) -> Experiment:
                 marker + ":",
                 mfc="none",
                 color=line.get_color(),
-                label="  its bound",
+                label=bound_label,
                 **wide,
             )
-        ax.axhline(TRIVIAL_RISK, color="k", lw=1, label="trivial bound (domain)")
+        ax.axhline(trivial, color="k", lw=1, label=trivial_label)
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
 
+    def draw_risk(ax):
+        draw(
+            ax,
+            table,
+            "risk",
+            "E F(avg)",
+            "  its bound",
+            TRIVIAL_RISK,
+            "trivial bound (domain)",
+        )
+
     def draw_stability(ax):
-        for (name, part), marker in zip(
-            stability.groupby("optimizer"), "os", strict=False
-        ):
-            line = ax.plot(
-                part.n, part.epsilon, marker + "-", label=f"{name.upper()}: eps_stab"
-            )[0]
-            ax.plot(
-                part.n,
-                part.bound,
-                marker + ":",
-                mfc="none",
-                color=line.get_color(),
-                label="  Lemma 5 bound",
-            )
-        ax.axhline(TRIVIAL_STABILITY, color="k", lw=1, label="trivial bound (4)")
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
+        draw(
+            ax,
+            stability,
+            "epsilon",
+            "eps_stab",
+            "  Lemma 5 bound",
+            TRIVIAL_STABILITY,
+            "trivial bound (4)",
+        )
 
     figures = [
         save_figure(

@@ -17,10 +17,14 @@ import dataclasses
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..sweep import SweepConfig, run_sweep
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: The kinds of verdict, each with the question it answers.
 KINDS: dict[str, str] = {
@@ -265,15 +269,20 @@ def frequency_check(
     bound (it would then straddle it whatever the code does). The 99.9% level keeps
     the false-FAIL rate of a correct implementation at 1 in 1000 per verdict.
     """
+    limit = minimum if minimum is not None else maximum
+    if limit is None or (minimum is not None and maximum is not None):
+        raise ValueError(
+            f"`frequency_check({quantity!r})` needs exactly one of `minimum` and "
+            f"`maximum`, got minimum={minimum}, maximum={maximum}"
+        )
     events = np.asarray(events, dtype=bool).reshape(-1)
     trials = events.size
     successes = int(events.sum())
     low, high = wilson_interval(successes, trials, _Z999)
-    limit = minimum if minimum is not None else maximum
     margin = abs(probability - limit)
     needed = math.ceil((2 * _Z999) ** 2 * probability * (1 - probability) / margin**2)
     inside = low <= probability <= high
-    clear = low >= minimum if minimum is not None else high <= maximum
+    clear = low >= limit if minimum is not None else high <= limit
     status = PASS if inside and clear else FAIL
     side = (
         f"lower end >= {minimum:.4g}"
@@ -297,6 +306,26 @@ def frequency_check(
         status,
         proportion=True,
     )
+
+
+def upper_check_and_row(
+    quantity: str,
+    values,
+    bound: float,
+    trivial: float,
+    theory: str,
+    *,
+    column: str = "measured",
+    **row,
+) -> tuple[Check, dict]:
+    """``informative_upper_check`` and the figure's row for the same numbers.
+
+    The row is ``row`` with the mean of ``values`` under ``column`` and ``bound``
+    under ``"bound"``, so the figure draws exactly what the verdict judged.
+    """
+    check = informative_upper_check(quantity, values, bound, trivial, theory)
+    mean = float(np.mean(np.asarray(values, dtype=np.float64)))
+    return check, {**row, column: mean, "bound": bound}
 
 
 def informative_upper_check(
@@ -366,7 +395,7 @@ def format_value(check: Check) -> str:
     return f"{check.measured:.{decimals}f} ± {half:.{decimals}f}"
 
 
-def run_sweep_runs(settings: Settings, folder: str, **config) -> object:
+def run_sweep_runs(settings: Settings, folder: str, **config) -> pd.DataFrame:
     """The runs table of a sweep stored under ``out/data/folder`` (resumable)."""
     config.setdefault("seeds", settings.seeds)
     return run_sweep(

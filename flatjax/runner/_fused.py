@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
 from .._checks import check_real
-from ..optim import ALGORITHMS, make_optimizer
+from ..optim import ALGORITHMS, FunctionMaximizer, make_optimizer
 from ..problems import AbstractProblem
 from ._runner import (
     RunResult,
@@ -136,8 +136,11 @@ def run_fused(
         population_samples,
         extra_metrics,
     )
+    # A problem's kernel recognizes its own maximizers by type; FunctionMaximizer is
+    # optim's wrapper (problems sit below optim), so the kernel sees what it wraps.
+    inner = maximizer.fn if isinstance(maximizer, FunctionMaximizer) else maximizer
     kernel = problem.fused_kernel(
-        S, algorithm, learning_rate, radius, maximizer, zero_start=zero_start
+        S, algorithm, learning_rate, radius, inner, zero_start=zero_start
     )
     if kernel is None:
         hyperparameters = {"learning_rate": learning_rate, "radius": radius}

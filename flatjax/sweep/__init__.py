@@ -2,7 +2,13 @@
 
 from ._config import MAXIMIZERS, OPTIMIZERS, PROBLEMS, SweepConfig
 from ._distributed import initialize_distributed
-from ._engine import SweepResult, default_memory_budget, run_sweep, use_cpu_cores
+from ._engine import (
+    SweepResult,
+    clear_compile_cache,
+    default_memory_budget,
+    run_sweep,
+    use_cpu_cores,
+)
 
 __all__ = [
     "MAXIMIZERS",
@@ -10,6 +16,7 @@ __all__ = [
     "PROBLEMS",
     "SweepConfig",
     "SweepResult",
+    "clear_compile_cache",
     "default_memory_budget",
     "initialize_distributed",
     "run_sweep",

@@ -14,7 +14,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import jax
 import numpy as np
@@ -34,6 +34,9 @@ from ._config import (
 )
 from ._distributed import agree_min, broadcast_bytes, broadcast_json, raise_if_any
 from ._store import Store, atomic_write, check_out
+
+if TYPE_CHECKING:  # pandas is imported where the tables are built
+    import pandas as pd
 
 _DEFAULT_BUDGET_FRACTION = 0.25
 #: A run index is folded into the run's key as 32 bits, and stored as int32.
@@ -56,8 +59,8 @@ class SweepResult(NamedTuple):
             or None when curves were not recorded.
     """
 
-    runs: object
-    curves: object | None
+    runs: pd.DataFrame
+    curves: pd.DataFrame | None
 
 
 def use_cpu_cores() -> str:
@@ -322,8 +325,10 @@ def run_sweep(
     Raises:
         ValueError: a bad ``chunk_size``, ``memory_budget`` or ``out``, a sweep too
             large for the run index, memory or disk, a budget smaller than one
-            block of runs, a folder that holds another sweep or is in use; all
-            before compute.
+            block of runs, a folder that holds another sweep or is in use, or
+            whose ``sweep.json`` is corrupt (the message names the file and the
+            fault: unreadable, not JSON, not an object, no fingerprint); all before
+            compute.
     """
     started = time.perf_counter()
     devices = list(devices) if devices is not None else jax.devices()
@@ -734,6 +739,35 @@ def _compiled(program, shapes, cache_key: str, size: int):
     else:
         _COMPILED.move_to_end(key)
     return compiled
+
+
+def clear_compile_cache() -> int:
+    """Forget the chunk programs ``run_sweep`` compiled in this process.
+
+    ``run_sweep`` compiles one program per group of runs and keeps up to 64 of them
+    for the life of the process, so a second sweep with the same configuration
+    (another seed range, a resumed run) does not compile again. The cache is keyed on
+    the sweep's configuration, the devices, x64 and the PRNG implementation, **not**
+    on flatjax's code: after a function of flatjax is changed in the same process (a
+    monkeypatch, a test planting a fault, ``importlib.reload``), a sweep with an
+    unchanged configuration would run the program compiled from the old code. Call
+    this first; the next sweep then traces and compiles from the code as it is now.
+
+    JAX keeps caches of its own for functions under ``jax.jit`` (one in
+    ``flatjax.optim`` among them); to drop those too, call ``jax.clear_caches()``.
+
+    Returns:
+        The number of compiled programs forgotten.
+
+    Examples:
+        >>> from flatjax.sweep import clear_compile_cache
+        >>> _ = clear_compile_cache()
+        >>> clear_compile_cache()
+        0
+    """
+    forgotten = len(_COMPILED)
+    _COMPILED.clear()
+    return forgotten
 
 
 def _parquet_array(frame) -> np.ndarray:

@@ -83,6 +83,27 @@ def _append(path: Path, line: str) -> None:
         handle.write(line + "\n")
 
 
+def _stored_fingerprint(identity: Path, where: str) -> str:
+    """The fingerprint in ``sweep.json``, or a ``ValueError`` naming file and fault."""
+    try:
+        stored = json.loads(identity.read_bytes().decode("utf-8"))
+    except OSError as err:
+        problem = f"unreadable: {err.strerror or err}"
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        problem = f"{type(err).__name__}: {err}"
+    else:
+        if not isinstance(stored, dict):
+            problem = f"a JSON {type(stored).__name__}, not an object"
+        elif not isinstance(stored.get("fingerprint"), str):
+            problem = "no string 'fingerprint' field"
+        else:
+            return stored["fingerprint"]
+    raise ValueError(
+        f"{where}: {str(identity)!r} is corrupt ({problem}); delete the folder to "
+        "start over or choose another"
+    )
+
+
 def check_out(out) -> Path:
     """``out`` as a Path, or a ValueError for an empty or non-path value."""
     if isinstance(out, str) and not out.strip():
@@ -187,13 +208,7 @@ class Store:
 
     def _check_identity(self, identity: Path, config: dict, where: str) -> None:
         if identity.exists():
-            try:
-                stored = json.loads(identity.read_text())["fingerprint"]
-            except (OSError, ValueError, KeyError, TypeError):
-                raise ValueError(
-                    f"{where}: sweep.json is unreadable; delete the folder to start "
-                    "over"
-                ) from None
+            stored = _stored_fingerprint(identity, where)
             if stored != self.fingerprint:
                 raise ValueError(
                     f"{where} holds a different sweep (fingerprint {stored}, this "

@@ -13,8 +13,12 @@ import numpy as np
 import pytest
 
 from flatjax.measures import flatness_radius, keskar_sharpness, saer_gap
-from flatjax.optim import AbstractMaximizer, FunctionMaximizer, QuadraticMaximizer
-from flatjax.optim._maximizer_base import Method
+from flatjax.optim import (
+    AbstractMaximizer,
+    FunctionMaximizer,
+    MaximizerMethod,
+    QuadraticMaximizer,
+)
 from flatjax.problems import FlatERM, SAMSharp
 from flatjax.problems._base import flat_half_square
 
@@ -30,7 +34,7 @@ def _along_last(w, radius):
 class _SAMSharpMaximizer(AbstractMaximizer):
     """$v = +r$, so $F^r(w) = \\frac12\\max(0, w + r)^2$ (Theorem 6, digest 4.6)."""
 
-    method: ClassVar[Method] = "closed_form"
+    method: ClassVar[MaximizerMethod] = "closed_form"
 
     def __call__(self, w, radius):
         return jnp.full_like(w, radius)

@@ -31,12 +31,12 @@ import flatjax.reproduce._theorem3 as theorem3_module
 import flatjax.reproduce._upper_bounds as upper_bounds_module
 import flatjax.runner._fused as fused_module
 import flatjax.runner._runner as runner_module
-import flatjax.sweep._engine as sweep_engine
 from flatjax.optim import sam
 from flatjax.problems import FlatERM, SAGDTrap, SAMSharp, SAMTrap
 from flatjax.reproduce import EXPERIMENTS
 from flatjax.reproduce._registry import run_experiment
 from flatjax.reproduce._verdicts import Settings
+from flatjax.sweep import clear_compile_cache
 
 SEEDS = 4
 
@@ -215,10 +215,10 @@ def _no_compiled_fault():
     # configuration, not on the library's code): a program compiled with a fault
     # planted must not be reused by a later test in the same worker, nor a clean
     # one by a fault (the fault would then not be planted at all).
-    sweep_engine._COMPILED.clear()
+    clear_compile_cache()
     jax.clear_caches()
     yield
-    sweep_engine._COMPILED.clear()
+    clear_compile_cache()
     jax.clear_caches()
 
 

@@ -28,6 +28,7 @@ from flatjax.reproduce._verdicts import (
     informative_upper_check,
     make_check,
     mean_ci,
+    upper_check_and_row,
     wilson_interval,
 )
 
@@ -149,6 +150,20 @@ def test_too_few_seeds_or_draws_are_insufficient_not_pass():
     assert check.status == "NOT INFORMATIVE"
     check = informative_upper_check("q", [0.1, 0.2], bound=0.1, trivial=1.0, theory="t")
     assert check.status == "FAIL"
+
+
+@pytest.mark.parametrize("limits", [{}, {"minimum": 0.3, "maximum": 0.5}])
+def test_frequency_check_needs_exactly_one_limit(limits):
+    with pytest.raises(ValueError, match=r"needs exactly one of `minimum` and"):
+        frequency_check("f", [True] * 20, 0.37, "t", **limits)
+
+
+def test_upper_check_and_row_draw_what_the_verdict_judged():
+    check, row = upper_check_and_row(
+        "q", [0.1, 0.3], 2.0, 1.0, "t", column="risk", n=4, optimizer="sam"
+    )
+    assert check.status == "NOT INFORMATIVE"
+    assert row == {"n": 4, "optimizer": "sam", "risk": 0.2, "bound": 2.0}
 
 
 def test_exit_status():

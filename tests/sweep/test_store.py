@@ -6,6 +6,7 @@ starts), and that the fault is named where it was found.
 """
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -203,6 +204,29 @@ def test_unusable_output_folders_are_refused(tmp_path, capsys):
     config_path.write_text(SMALL_TOML)
     assert main(["sweep", str(config_path), "--out", ""]) == 2
     assert "must name a folder" in capsys.readouterr().err
+
+
+CORRUPT_RECORDS = {
+    "not JSON": (b"{not json", r"JSONDecodeError: Expecting property name"),
+    "not UTF-8": (b"\xff\xfe\x00", r"UnicodeDecodeError: 'utf-8' codec"),
+    "a list": (b"[1, 2]", r"a JSON list, not an object"),
+    "no fingerprint": (b'{"config": {}}', r"no string 'fingerprint' field"),
+    "empty": (b"", r"JSONDecodeError: Expecting value"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CORRUPT_RECORDS))
+def test_corrupt_sweep_json_is_named_with_its_fault(kind, tmp_path):
+    payload, fault = CORRUPT_RECORDS[kind]
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "sweep.json").write_bytes(payload)
+    record = str(out / "sweep.json")
+    with pytest.raises(
+        ValueError, match=rf"{re.escape(repr(record))} is corrupt \({fault}"
+    ):
+        run_sweep(small_config(), out, progress=False)
+    assert (out / "sweep.json").read_bytes() == payload  # never overwritten
 
 
 def test_sizes_that_cannot_fit_are_refused_before_any_compilation(tmp_path):
