@@ -323,27 +323,174 @@ def bernoulli_sum_expectation(
     return RiskEstimate(jnp.where(finite, value, nan), stderr, is_exact)
 
 
-def rejection_sample(sample_fn, event_fn, key: PRNGKeyArray):
-    """Draw from ``sample_fn`` conditioned on ``event_fn`` by rejection.
+def rejection_sample(
+    sample_fn, event_fn, key: PRNGKeyArray, *, acceptance_probability=None
+):
+    r"""Draw from ``sample_fn`` conditioned on ``event_fn`` by rejection.
 
-    Rejection sampling gives exactly the conditional distribution. It is a
-    ``lax.while_loop``, so it runs under ``jit`` and ``vmap`` (a batch loops until
-    every member is accepted). The expected number of draws is 1/P(event).
+    Rejection sampling gives exactly the conditional distribution. Candidate 0 is
+    drawn with ``first_key`` of ``first_key, key = split(key)``, candidate $i \ge 1$
+    with ``sub`` of ``key, sub = split(key)`` at the $i$-th step; the first accepted
+    candidate is returned. The expected number of draws is 1/P(event).
+
+    Alone, this is a ``lax.while_loop``. Under ``jax.vmap`` (a custom batching
+    rule), a plain batched while loop would draw for every lane until the *last*
+    lane is accepted (about 6 draws per lane for a block of 128 lanes at
+    P = 0.632 instead of 1.6); instead the first ``K`` candidates of every lane
+    are drawn at once, and only the lanes that rejected all of them are gathered,
+    a few at a time, into a small batch that continues their own key chains.
+    Every lane's result is identical to the sequential loop's, candidate by
+    candidate, with or without ``vmap``.
+
+    Args:
+        sample_fn: ``key -> S``, the unconditioned sampler.
+        event_fn: ``S -> bool``, the event to condition on.
+        key: the PRNG key.
+        acceptance_probability: P(event) when known (a Python float in (0, 1]);
+            it sets ``K``, the candidates drawn at once under ``vmap``, to the
+            smallest count whose acceptance probability is at least 1/2. It never
+            changes the result.
+
+    Returns:
+        The first accepted candidate.
     """
+    candidates = _candidates_at_once(acceptance_probability)
+    sample = eqx.filter_closure_convert(sample_fn, key)
+    event = eqx.filter_closure_convert(event_fn, jax.eval_shape(sample, key))
+    # Closed-over arrays (a problem's fields, possibly batched tracers) travel as
+    # arguments of the custom-batched function; the traced programs stay static.
+    sample_arrays, sample_static = eqx.partition(sample, eqx.is_array)
+    event_arrays, event_static = eqx.partition(event, eqx.is_array)
+    return _batched_rejection(candidates, sample_static, event_static)(
+        sample_arrays, event_arrays, key
+    )
+
+
+#: Lanes gathered into one fallback batch under ``vmap`` (small: a batched while
+#: loop runs until its last lane is accepted, so its width is paid every step).
+_FALLBACK_LANES = 4
+
+
+def _candidates_at_once(acceptance_probability) -> int:
+    """K: the fewest candidates accepted with probability >= 1/2 (1 if unknown)."""
+    if acceptance_probability is None:
+        return 1
+    p = float(acceptance_probability)
+    if not 0.0 < p <= 1.0:
+        raise ValueError(
+            "`rejection_sample(acceptance_probability=...)` must be in (0, 1], got "
+            f"{acceptance_probability!r}"
+        )
+    if p == 1.0:
+        return 1
+    return max(1, math.ceil(math.log(0.5) / math.log1p(-p)))
+
+
+def _sequential_rejection(sample, event, key):
+    """The reference loop: candidate 0 from ``first_key``, then one split a step."""
     first_key, key = jax.random.split(key)
-    first = sample_fn(first_key)
+    first = sample(first_key)
 
     def cond(carry):
         _, S = carry
-        return jnp.logical_not(event_fn(S))
+        return jnp.logical_not(event(S))
 
     def body(carry):
         key, _ = carry
         key, sub = jax.random.split(key)
-        return key, sample_fn(sub)
+        return key, sample(sub)
 
     _, S = jax.lax.while_loop(cond, body, (key, first))
     return S
+
+
+def _batched_rejection(candidates: int, sample_static, event_static):
+    """``rejection_sample`` with its ``vmap`` rule, for K = ``candidates``."""
+
+    @jax.custom_batching.custom_vmap
+    def sampler(sample_arrays, event_arrays, key):
+        sample = eqx.combine(sample_arrays, sample_static)
+        event = eqx.combine(event_arrays, event_static)
+        return _sequential_rejection(sample, event, key)
+
+    @sampler.def_vmap
+    def rule(axis_size, in_batched, sample_arrays, event_arrays, key):
+        sample_batched, event_batched, key_batched = in_batched
+        if not key_batched:
+            key = jax.vmap(lambda _: key)(jnp.arange(axis_size))
+        sample_axes = jax.tree.map(lambda b: 0 if b else None, sample_batched)
+        event_axes = jax.tree.map(lambda b: 0 if b else None, event_batched)
+
+        def draw(arrays, keys):
+            fn = eqx.combine(arrays, sample_static)
+            return jax.vmap(fn)(keys)
+
+        def accept(arrays, S):
+            fn = eqx.combine(arrays, event_static)
+            return jax.vmap(fn)(S)
+
+        # The first K candidates of every lane, all at once.
+        def chain(key):
+            first_key, key = jax.random.split(key)
+            subs = [first_key]
+            for _ in range(candidates - 1):
+                key, sub = jax.random.split(key)
+                subs.append(sub)
+            return key, jnp.stack(subs)
+
+        keys, subs = jax.vmap(chain)(key)
+        drawn = jax.vmap(draw, in_axes=(sample_axes, 0))(sample_arrays, subs)
+        accepted = jax.vmap(accept, in_axes=(event_axes, 0))(event_arrays, drawn)
+        lanes = jnp.arange(axis_size)
+        S = drawn[lanes, jnp.argmax(accepted, axis=1)]
+        done = jnp.any(accepted, axis=1)
+
+        # Lanes that rejected all K continue their own key chains, a few at once.
+        def continue_lane(sample_arrays, event_arrays, key, S, done):
+            sample = eqx.combine(sample_arrays, sample_static)
+            event = eqx.combine(event_arrays, event_static)
+
+            def body(carry):
+                key, _, _ = carry
+                key, sub = jax.random.split(key)
+                S = sample(sub)
+                return key, S, event(S)
+
+            _, S, _ = jax.lax.while_loop(
+                lambda carry: jnp.logical_not(carry[2]), body, (key, S, done)
+            )
+            return S
+
+        width = min(_FALLBACK_LANES, axis_size)
+
+        def fallback(carry):
+            S, done = carry
+            index = jnp.nonzero(
+                jnp.logical_not(done), size=width, fill_value=axis_size
+            )[0]
+            valid = index < axis_size
+            safe = jnp.minimum(index, axis_size - 1)
+
+            def rows(arrays, batched):
+                return jax.tree.map(lambda x, b: x[safe] if b else x, arrays, batched)
+
+            S_new = jax.vmap(continue_lane, in_axes=(sample_axes, event_axes, 0, 0, 0))(
+                rows(sample_arrays, sample_batched),
+                rows(event_arrays, event_batched),
+                keys[safe],
+                S[safe],
+                jnp.logical_not(valid),
+            )
+            S = S.at[index].set(S_new, mode="drop")
+            done = done.at[index].set(True, mode="drop")
+            return S, done
+
+        S, _ = jax.lax.while_loop(
+            lambda carry: jnp.logical_not(jnp.all(carry[1])), fallback, (S, done)
+        )
+        return S, True
+
+    return sampler
 
 
 def unseen_probability(n: int) -> float:

@@ -175,7 +175,12 @@ class FlatERM(AbstractProblem):
         Rejection sampling; acceptance probability ``good_event_probability``.
         """
         key = check_prng_key(f"{type(self).__name__}.sample_conditioned", key)
-        return rejection_sample(self.sample, self.good_event, key)
+        return rejection_sample(
+            self.sample,
+            self.good_event,
+            key,
+            acceptance_probability=self.good_event_probability,
+        )
 
     def unseen_index(self, S: Array) -> Int[Array, ""]:
         r"""The first coordinate $I$ with $z(I)=0$ for all $z\in S$ (0-based)."""
@@ -314,7 +319,12 @@ class ClassicERM(AbstractProblem):
     def sample_conditioned(self, key: PRNGKeyArray) -> Float[Array, "n d"]:
         r"""A training set from $\mathcal{D}^n$ given the good event (rejection)."""
         key = check_prng_key(f"{type(self).__name__}.sample_conditioned", key)
-        return rejection_sample(self.sample, self.good_event, key)
+        return rejection_sample(
+            self.sample,
+            self.good_event,
+            key,
+            acceptance_probability=self.good_event_probability,
+        )
 
     def unseen_index(self, S: Array) -> Int[Array, ""]:
         """The first coordinate that is 0 in every example (0-based)."""

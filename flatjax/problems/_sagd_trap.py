@@ -146,7 +146,12 @@ class SAGDTrap(AbstractProblem):
         Acceptance probability ``good_event_probability``.
         """
         key = check_prng_key(f"{type(self).__name__}.sample_conditioned", key)
-        return rejection_sample(self.sample, self.good_event, key)
+        return rejection_sample(
+            self.sample,
+            self.good_event,
+            key,
+            acceptance_probability=self.good_event_probability,
+        )
 
     def unseen_index(self, S: Array) -> Int[Array, ""]:
         r"""The first block $I$ with $z(I)=+1$ for all $z\in S$ (its $-1$ is unseen)."""
