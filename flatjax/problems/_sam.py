@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import ClassVar, NamedTuple
 
 import equinox as eqx
 import jax
@@ -36,7 +37,7 @@ from ._erm import (
     _sample_bits,
     _unseen_mask,
 )
-from ._kernel import AbstractFusedKernel, KernelMetrics, flat_blocks
+from ._kernel import AbstractFusedKernel, BlockIterate, KernelMetrics, flat_blocks
 
 
 class SAMSharp(AbstractProblem):
@@ -627,8 +628,41 @@ def _samtrap_gradient(problem: SAMTrap, blocks, last, trigger_vectors, counts, k
     return grad, total, triggers, trigger_grad, links
 
 
+def _chain_gradient(columns, counts, delta, kick, trigger_grad):
+    r"""$\nabla F_S$ on the transposed block matrix ``columns`` ($T\times 2^n$).
+
+    ``trigger_grad`` is the trigger part of the first column. Row $j$ of
+    ``columns`` is coordinate $j$ of every block, so the chain's shifts run along
+    the outer axis: the first and last rows are concatenated to the middle ones
+    along it, and every inner loop is a contiguous, branch-free pass.
+    """
+    links = jnp.maximum(
+        columns[1:] - delta[:, None] * (columns[:-1] + kick[:, None]), 0.0
+    )
+    tails = counts[None, :] * columns[1:] + links
+    return jnp.concatenate(
+        [
+            (trigger_grad - delta[0] * links[0])[None],
+            tails[:-1] - delta[1:, None] * links[1:],
+            tails[-1:],
+        ]
+    )
+
+
+class ColumnIterate(NamedTuple):
+    r"""An iterate of the SAM kernel: the transposed block matrix and $w(d)$.
+
+    Attributes:
+        columns: $T\times 2^n$, row $j$ holds coordinate $j$ of every block.
+        last: $w(d)$.
+    """
+
+    columns: Float[Array, "T m"]
+    last: Float[Array, ""]
+
+
 class _SAMTrapKernel(AbstractFusedKernel):
-    r"""GD/SAM on ``SAMTrap``; state ``(blocks, last)`` of shapes $(2^n, T)$ and ()."""
+    r"""GD/SAM on ``SAMTrap``; state ``ColumnIterate`` (the blocks transposed)."""
 
     problem: SAMTrap
     trigger_vectors: Float[Array, "n m"]
@@ -637,37 +671,43 @@ class _SAMTrapKernel(AbstractFusedKernel):
     learning_rate: Float[Array, ""]
     radius: Float[Array, ""]
     ascent: bool = eqx.field(static=True)
+    accumulate_first: ClassVar[bool] = False
 
     def init(self, w):
-        return self.problem.blocks(w), w[-1]
+        return ColumnIterate(self.problem.blocks(w).T, w[-1])
 
     def iterate(self, state):
         return state
 
     def flat(self, iterate):
-        return flat_blocks(iterate)
+        return flat_blocks(BlockIterate(iterate.columns.T, iterate.last))
 
     def norm(self, state):
-        blocks, last = state
-        return jnp.sqrt(jnp.sum(jnp.square(blocks)) + jnp.square(last))
+        columns, last = state
+        return jnp.sqrt(jnp.sum(jnp.square(columns)) + jnp.square(last))
 
-    def _grad(self, blocks, last):
-        return _samtrap_gradient(
-            self.problem, blocks, last, self.trigger_vectors, self.counts, self.kick
-        )
+    def _trigger(self, first, last):
+        """Triggers, the trigger part of the first column and of w(d)."""
+        p = self.problem
+        triggers = jnp.maximum(self.trigger_vectors @ first + (last + p.delta1), 0.0)
+        slopes = (p.gamma / p.n) * triggers
+        return triggers, slopes @ self.trigger_vectors, jnp.sum(slopes)
 
     def step(self, state, scale):
         p = self.problem
-        raw, last = state[0], scale * state[1]
-        blocks = scale * raw
-        grad, total, triggers, trigger_grad, links = self._grad(blocks, last)
+        raw, last = state.columns, scale * state.last
+        first, second = scale * raw[0], scale * raw[1]
+        triggers, trigger_grad, total = self._trigger(first, last)
+        link = jnp.maximum(second - p.delta[0] * (first + p.lambda_), 0.0)
+        first_grad = trigger_grad - p.delta[0] * link
+        grad = _chain_gradient(
+            scale * raw, self.counts, p.delta, self.kick, trigger_grad
+        )
         grad_norm = jnp.sqrt(jnp.sum(jnp.square(grad)) + jnp.square(total))
-        # The value identity of SAMTrap.value_and_grad; the sum reads the raw state
-        # (scale * raw is then never materialized).
         quadratic = 0.5 * (
             scale * jnp.sum(raw * grad)
-            - jnp.dot(blocks[:, 0], trigger_grad)
-            - p.delta[0] * p.lambda_ * jnp.sum(links[:, 0])
+            - jnp.dot(first, trigger_grad)
+            - p.delta[0] * p.lambda_ * jnp.sum(link)
         )
         value = jnp.maximum(quadratic, 0.0) + 0.5 * p.gamma * jnp.mean(
             jnp.square(triggers)
@@ -677,6 +717,13 @@ class _SAMTrapKernel(AbstractFusedKernel):
             factor = jnp.where(
                 positive, self.radius / jnp.where(positive, grad_norm, 1.0), 0.0
             )
-            grad, total = self._grad(blocks + factor * grad, last + factor * total)[:2]
-        new = (blocks - self.learning_rate * grad, last - self.learning_rate * total)
+            _, ascent_grad, total = self._trigger(
+                first + factor * first_grad, last + factor * total
+            )
+            grad = _chain_gradient(
+                scale * raw + factor * grad, self.counts, p.delta, self.kick, ascent_grad
+            )
+        new = ColumnIterate(
+            scale * raw - self.learning_rate * grad, last - self.learning_rate * total
+        )
         return new, KernelMetrics(value, grad_norm)

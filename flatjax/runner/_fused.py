@@ -178,16 +178,15 @@ def run_fused(
     needs_flat = (per_step_population and not in_layout) or bool(extra_metrics)
     radius_domain = jnp.asarray(problem.domain_radius, problem.dtype)
 
-    def projection(norm, t):
-        """The projection factor of iterate t (w_1 is taken as given, as in run).
+    def projection(norm):
+        """The projection factor of an iterate w_t with t > 1 (w_1 is taken as given).
 
         As in ``run``, an infinite norm (an overflow) gives a NaN factor, never 0.
         """
         if not project:
             return jnp.asarray(1.0, problem.dtype), jnp.asarray(False)
         scale, moved = _projection_scale(norm, radius_domain)
-        scale = jnp.where(t > 1, scale, 1.0).astype(problem.dtype)
-        return scale, (t > 1) & moved
+        return scale.astype(problem.dtype), moved
 
     def segment(t):
         """The suffix segment of iterate t: the j with tau_j <= t < tau_{j+1}."""
@@ -196,6 +195,10 @@ def run_fused(
     def accumulate(sums, state, scale, t):
         # One running sum per segment [tau_j, tau_{j+1}): one pass per step
         # whatever the number of suffix starts; suffix sums are summed at the end.
+        if len(starts) == 1:  # one segment: no dynamic index, a plain add
+            return jax.tree_util.tree_map(
+                lambda total, x: total + scale * x[None], sums, kernel.iterate(state)
+            )
         j = segment(t)
 
         def add(total, x):
@@ -240,29 +243,38 @@ def run_fused(
         nonfinite = _flag_nonfinite(nonfinite, metrics, t)
         return new, nonfinite, metrics
 
+    early = getattr(kernel, "accumulate_first", False)
+
     def body(carry, t):
         state, norm, scale, sums, acted, nonfinite = carry
+        if early:
+            sums = accumulate(sums, state, scale, t)
         new, nonfinite, metrics = visit(state, norm, scale, t, nonfinite)
         # The next iterate's norm, projection and share of the sums are taken
         # right after it is written: the step's input is then read by the step
         # alone, so XLA updates it in place (no copy of the carry).
         new_norm = kernel.norm(new)
-        new_scale, moved = projection(new_norm, t + 1)
-        sums = accumulate(sums, new, new_scale, t + 1)
+        new_scale, moved = projection(new_norm)
+        if not early:
+            sums = accumulate(sums, new, new_scale, t + 1)
         return (new, new_norm, new_scale, sums, acted | moved, nonfinite), metrics
 
     norm = kernel.norm(state)
-    scale, acted = projection(norm, 1)
+    # w_1 is taken as given, as in run: never projected.
+    scale, acted = jnp.asarray(1.0, problem.dtype), jnp.asarray(False)
     sums = jax.tree_util.tree_map(
         lambda x: jnp.zeros((len(starts), *x.shape), x.dtype), kernel.iterate(state)
     )
-    sums = accumulate(sums, state, scale, 1)
+    if not early:
+        sums = accumulate(sums, state, scale, 1)
     init = (state, norm, scale, sums, acted, jnp.asarray(-1, jnp.int32))
     ts = jnp.arange(1, steps, dtype=jnp.int32)
     carry, metrics = jax.lax.scan(body, init, ts, unroll=kernel.unroll)
     state, norm, scale, sums, acted, nonfinite = carry
     # The last iterate w_T is observed (its update is discarded).
     _, nonfinite, last = visit(state, norm, scale, jnp.int32(steps), nonfinite)
+    if early:
+        sums = accumulate(sums, state, scale, jnp.int32(steps))
     # Suffix sums from the segments' sums: sum_{t >= tau_j} = segments j, j+1, ...
     sums = jax.tree_util.tree_map(
         lambda x: jnp.flip(jnp.cumsum(jnp.flip(x, 0), axis=0), 0), sums
