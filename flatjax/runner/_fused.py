@@ -195,9 +195,9 @@ def run_fused(
     def accumulate(sums, state, scale, t):
         # One running sum per segment [tau_j, tau_{j+1}): one pass per step
         # whatever the number of suffix starts; suffix sums are summed at the end.
-        if len(starts) == 1:  # one segment: no dynamic index, a plain add
+        if single:  # one segment: a plain running sum, without a segment axis
             return jax.tree_util.tree_map(
-                lambda total, x: total + scale * x[None], sums, kernel.iterate(state)
+                lambda total, x: total + scale * x, sums, kernel.iterate(state)
             )
         j = segment(t)
 
@@ -243,38 +243,34 @@ def run_fused(
         nonfinite = _flag_nonfinite(nonfinite, metrics, t)
         return new, nonfinite, metrics
 
-    early = getattr(kernel, "accumulate_first", False)
-
     def body(carry, t):
         state, norm, scale, sums, acted, nonfinite = carry
-        if early:
-            sums = accumulate(sums, state, scale, t)
         new, nonfinite, metrics = visit(state, norm, scale, t, nonfinite)
         # The next iterate's norm, projection and share of the sums are taken
         # right after it is written: the step's input is then read by the step
         # alone, so XLA updates it in place (no copy of the carry).
         new_norm = kernel.norm(new)
         new_scale, moved = projection(new_norm)
-        if not early:
-            sums = accumulate(sums, new, new_scale, t + 1)
+        sums = accumulate(sums, new, new_scale, t + 1)
         return (new, new_norm, new_scale, sums, acted | moved, nonfinite), metrics
 
     norm = kernel.norm(state)
     # w_1 is taken as given, as in run: never projected.
     scale, acted = jnp.asarray(1.0, problem.dtype), jnp.asarray(False)
+    single = len(starts) == 1
     sums = jax.tree_util.tree_map(
-        lambda x: jnp.zeros((len(starts), *x.shape), x.dtype), kernel.iterate(state)
+        lambda x: jnp.zeros((() if single else (len(starts),)) + x.shape, x.dtype),
+        kernel.iterate(state),
     )
-    if not early:
-        sums = accumulate(sums, state, scale, 1)
+    sums = accumulate(sums, state, scale, 1)
     init = (state, norm, scale, sums, acted, jnp.asarray(-1, jnp.int32))
     ts = jnp.arange(1, steps, dtype=jnp.int32)
     carry, metrics = jax.lax.scan(body, init, ts, unroll=kernel.unroll)
     state, norm, scale, sums, acted, nonfinite = carry
     # The last iterate w_T is observed (its update is discarded).
     _, nonfinite, last = visit(state, norm, scale, jnp.int32(steps), nonfinite)
-    if early:
-        sums = accumulate(sums, state, scale, jnp.int32(steps))
+    if single:
+        sums = jax.tree_util.tree_map(lambda x: x[None], sums)
     # Suffix sums from the segments' sums: sum_{t >= tau_j} = segments j, j+1, ...
     sums = jax.tree_util.tree_map(
         lambda x: jnp.flip(jnp.cumsum(jnp.flip(x, 0), axis=0), 0), sums
