@@ -182,6 +182,8 @@ def run_fused(
         """The projection factor of an iterate w_t with t > 1 (w_1 is taken as given).
 
         As in ``run``, an infinite norm (an overflow) gives a NaN factor, never 0.
+        It depends on the norm alone: a select on the step counter here was fused
+        into every pass that reads the factor and evaluated per entry.
         """
         if not project:
             return jnp.asarray(1.0, problem.dtype), jnp.asarray(False)
@@ -248,7 +250,8 @@ def run_fused(
         new, nonfinite, metrics = visit(state, norm, scale, t, nonfinite)
         # The next iterate's norm, projection and share of the sums are taken
         # right after it is written: the step's input is then read by the step
-        # alone, so XLA updates it in place (no copy of the carry).
+        # alone, so XLA updates an elementwise update in place (no copy of the
+        # carry; an update that reads neighbours, as SAMTrap's chain, cannot be).
         new_norm = kernel.norm(new)
         new_scale, moved = projection(new_norm)
         sums = accumulate(sums, new, new_scale, t + 1)
