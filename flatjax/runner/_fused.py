@@ -181,16 +181,17 @@ def run_fused(
     needs_flat = (per_step_population and not in_layout) or bool(extra_metrics)
     radius_domain = jnp.asarray(problem.domain_radius, problem.dtype)
 
-    def projection(norm, t):
-        """The projection factor of iterate t (w_1 is taken as given, as in run).
+    def projection(norm):
+        """The projection factor of an iterate w_t with t > 1 (w_1 is taken as given).
 
         As in ``run``, an infinite norm (an overflow) gives a NaN factor, never 0.
+        It depends on the norm alone: a select on the step counter here was fused
+        into every pass that reads the factor and evaluated per entry.
         """
         if not project:
             return jnp.asarray(1.0, problem.dtype), jnp.asarray(False)
         scale, moved = _projection_scale(norm, radius_domain)
-        scale = jnp.where(t > 1, scale, 1.0).astype(problem.dtype)
-        return scale, (t > 1) & moved
+        return scale.astype(problem.dtype), moved
 
     def segment(t):
         """The suffix segment of iterate t: the j with tau_j <= t < tau_{j+1}."""
@@ -199,6 +200,10 @@ def run_fused(
     def accumulate(sums, state, scale, t):
         # One running sum per segment [tau_j, tau_{j+1}): one pass per step
         # whatever the number of suffix starts; suffix sums are summed at the end.
+        if single:  # one segment: a plain running sum, without a segment axis
+            return jax.tree_util.tree_map(
+                lambda total, x: total + scale * x, sums, kernel.iterate(state)
+            )
         j = segment(t)
 
         def add(total, x):
@@ -248,16 +253,20 @@ def run_fused(
         new, nonfinite, metrics = visit(state, norm, scale, t, nonfinite)
         # The next iterate's norm, projection and share of the sums are taken
         # right after it is written: the step's input is then read by the step
-        # alone, so XLA updates it in place (no copy of the carry).
+        # alone, so XLA updates an elementwise update in place (no copy of the
+        # carry; an update that reads neighbours, as SAMTrap's chain, cannot be).
         new_norm = kernel.norm(new)
-        new_scale, moved = projection(new_norm, t + 1)
+        new_scale, moved = projection(new_norm)
         sums = accumulate(sums, new, new_scale, t + 1)
         return (new, new_norm, new_scale, sums, acted | moved, nonfinite), metrics
 
     norm = kernel.norm(state)
-    scale, acted = projection(norm, 1)
+    # w_1 is taken as given, as in run: never projected.
+    scale, acted = jnp.asarray(1.0, problem.dtype), jnp.asarray(False)
+    single = len(starts) == 1
     sums = jax.tree_util.tree_map(
-        lambda x: jnp.zeros((len(starts), *x.shape), x.dtype), kernel.iterate(state)
+        lambda x: jnp.zeros((() if single else (len(starts),)) + x.shape, x.dtype),
+        kernel.iterate(state),
     )
     sums = accumulate(sums, state, scale, 1)
     init = (state, norm, scale, sums, acted, jnp.asarray(-1, jnp.int32))
@@ -266,6 +275,8 @@ def run_fused(
     state, norm, scale, sums, acted, nonfinite = carry
     # The last iterate w_T is observed (its update is discarded).
     _, nonfinite, last = visit(state, norm, scale, jnp.int32(steps), nonfinite)
+    if single:
+        sums = jax.tree_util.tree_map(lambda x: x[None], sums)
     # Suffix sums from the segments' sums: sum_{t >= tau_j} = segments j, j+1, ...
     sums = jax.tree_util.tree_map(
         lambda x: jnp.flip(jnp.cumsum(jnp.flip(x, 0), axis=0), 0), sums

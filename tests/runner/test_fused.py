@@ -471,3 +471,90 @@ def test_overflow_is_flagged_and_never_projected_away(w1):
     )
     assert int(result.nonfinite_step) >= 1
     assert not bool(jnp.all(jnp.isfinite(result.final)))
+
+
+@pytest.mark.parametrize("starts", [(1,), (1, 3, 6)])
+@pytest.mark.parametrize("algorithm", ["sam", "gd"])
+def test_samtrap_kernel_projects_and_sums_every_suffix(algorithm, starts):
+    # From a w_1 of norm about 2 the first update lands outside the unit ball, so
+    # the projection factor scales every later iterate and its share of the suffix
+    # sums (one running sum for one start, several segments otherwise); T = 2 rows
+    # is the chain's smallest block (no interior link).
+    for n, T in ((3, 6), (2, 2)):
+        kwargs = dict(n=n, T=T, learning_rate=0.7, radius=0.3, check_theorem=False)
+        problem, readable = SAMTrap(**kwargs), ReadableSAMTrap(**kwargs)
+        S = problem.sample(jax.random.key(21))
+        w1 = 0.1 * jax.random.normal(jax.random.key(22), (problem.d,))
+        w1 = 2.0 * w1 / jnp.linalg.norm(w1)
+        steps = 6
+        fast, reference = both(
+            problem,
+            readable,
+            algorithm,
+            S,
+            steps,
+            0.7,
+            0.3,
+            w1=w1,
+            suffix_starts=starts,
+            record_population=False,
+        )
+        assert bool(fast.projection_acted)
+        np.testing.assert_allclose(fast.metrics["iterate_norm"][1], 1.0, rtol=1e-14)
+        assert_same_run(fast, reference)
+
+
+def test_samtrap_kernel_flags_the_first_nonfinite_step_as_run_does():
+    problem = SAMTrap(n=3, T=4, learning_rate=0.5, radius=0.2, check_theorem=False)
+    readable = ReadableSAMTrap(
+        n=3, T=4, learning_rate=0.5, radius=0.2, check_theorem=False
+    )
+    S = problem.sample(jax.random.key(23))
+    # A NaN entry of w_1: flagged at step 1.
+    w1 = jnp.zeros(problem.d).at[5].set(jnp.nan)
+    fast, reference = both(
+        problem, readable, "sam", S, 4, 0.5, 0.2, w1=w1, record_population=False
+    )
+    assert int(fast.nonfinite_step) == int(reference.nonfinite_step) == 1
+    # Steps of 1e200 from a finite start: the iterate overflows after a few steps;
+    # the flag names the same step as run, and the overflow is never projected
+    # back to a finite point.
+    w1 = 0.3 * jax.random.normal(jax.random.key(24), (problem.d,))
+    fast, reference = both(
+        problem, readable, "gd", S, 4, 1e200, 0.0, w1=w1, record_population=False
+    )
+    assert int(fast.nonfinite_step) == int(reference.nonfinite_step) > 1
+    assert not bool(jnp.all(jnp.isfinite(fast.final)))
+
+
+def test_single_suffix_start_equals_the_segmented_sums():
+    # The start 1 alone carries a plain running sum (no segment axis): the same
+    # average as when 1 is one of several starts, for both constructions' kernels.
+    problem = SAMTrap(n=6, T=8, learning_rate=0.1, radius=0.2)
+    S = problem.sample_conditioned(jax.random.key(25))
+    sagd = SAGDTrap(n=3, T=8, rho=0.05)
+    S_sagd = sagd.sample_conditioned(jax.random.key(26))
+    for trap, algorithm, data, maximizer in (
+        (problem, "sam", S, None),
+        (sagd, "sa_gd", S_sagd, sagd.adversarial_maximizer(S_sagd)),
+    ):
+        results = [
+            run_fused(
+                trap,
+                algorithm,
+                data,
+                8,
+                learning_rate=0.1,
+                radius=0.2,
+                maximizer=maximizer,
+                record_population=False,
+                suffix_starts=starts,
+            )
+            for starts in ((1,), (1, 3, 5))
+        ]
+        one, several = results
+        np.testing.assert_array_equal(one.suffix_starts, [1])
+        np.testing.assert_allclose(
+            one.suffix_averages, several.suffix_averages[:1], rtol=0, atol=1e-15
+        )
+        assert float(jnp.max(jnp.abs(one.suffix_averages))) > 0
