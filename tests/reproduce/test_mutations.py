@@ -38,7 +38,7 @@ from flatjax.reproduce import EXPERIMENTS
 from flatjax.reproduce._registry import run_experiment
 from flatjax.reproduce._verdicts import Settings
 
-SEEDS = 4
+SEEDS = 4  # test_reproduce.TINY_SEEDS: the fault-free baseline runs there
 
 
 def _wrong_block_oracle(monkeypatch):
@@ -237,7 +237,9 @@ def test_fault_is_killed(fault, monkeypatch, tmp_path):
         assert failed, f"{fault.name!r} survived experiment {name!r}"
 
 
-@pytest.mark.slow  # test_reproduce.py already runs every experiment fault-free (quick)
+# test_reproduce.py runs every experiment fault-free at these settings (tiny, SEEDS)
+# by default; this per-experiment version is kept under -m slow.
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name", sorted({e for f in FAULTS for e in f.experiments} - {"algorithms"})
 )
