@@ -228,13 +228,21 @@ def _failed(name: str, out: Path) -> list[str]:
     return [c.quantity for c in experiment.checks if c.failed]
 
 
-@pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
-def test_fault_is_killed(fault, monkeypatch, tmp_path):
+# One test per (fault, experiment) pair: every pair must kill, and the pairs spread
+# over the xdist workers one by one (a fault with two experiments is two tests).
+PAIRS = [
+    pytest.param(fault, name, id=f"{fault.name} | {name}")
+    for fault in FAULTS
+    for name in fault.experiments
+]
+
+
+@pytest.mark.parametrize("fault, name", PAIRS)
+def test_fault_is_killed(fault, name, monkeypatch, tmp_path):
     fault.plant(monkeypatch)
-    for name in fault.experiments:
-        failed = _failed(name, tmp_path / name)
-        RESULTS[(fault.name, name)] = bool(failed)
-        assert failed, f"{fault.name!r} survived experiment {name!r}"
+    failed = _failed(name, tmp_path / name)
+    RESULTS[(fault.name, name)] = bool(failed)
+    assert failed, f"{fault.name!r} survived experiment {name!r}"
 
 
 # test_reproduce.py runs every experiment fault-free at these settings (tiny, SEEDS)
