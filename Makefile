@@ -1,6 +1,7 @@
 # Two commands for a fresh machine (Python 3.11+ with pip, no GPU):
 #   make run    set up .venv and run the main job
 #   make test   set up .venv and run the test suite (the small sizes; slow tests deselected)
+# Also: make test-slow (only the slow tests), make test-all (every test).
 # Also: make lint (ruff and pyright), make docs (the API reference site, in site/).
 PYTHON ?= python3
 VENV := .venv
@@ -8,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DOCS_STAMP := $(VENV)/.installed-docs
 
-.PHONY: run test test-all lint docs clean
+.PHONY: run test test-slow test-all lint docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +27,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow" -n 2
+
+# The large sizes the default command deselects (the quick reproduction, ...).
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow -n 2
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2

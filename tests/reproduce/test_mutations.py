@@ -38,7 +38,7 @@ from flatjax.reproduce._registry import run_experiment
 from flatjax.reproduce._verdicts import Settings
 from flatjax.sweep import clear_compile_cache
 
-SEEDS = 4
+SEEDS = 4  # test_reproduce.TINY_SEEDS: the fault-free baseline runs there
 
 
 def _wrong_block_oracle(monkeypatch):
@@ -228,16 +228,26 @@ def _failed(name: str, out: Path) -> list[str]:
     return [c.quantity for c in experiment.checks if c.failed]
 
 
-@pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
-def test_fault_is_killed(fault, monkeypatch, tmp_path):
+# One test per (fault, experiment) pair: every pair must kill, and the pairs spread
+# over the xdist workers one by one (a fault with two experiments is two tests).
+PAIRS = [
+    pytest.param(fault, name, id=f"{fault.name} | {name}")
+    for fault in FAULTS
+    for name in fault.experiments
+]
+
+
+@pytest.mark.parametrize("fault, name", PAIRS)
+def test_fault_is_killed(fault, name, monkeypatch, tmp_path):
     fault.plant(monkeypatch)
-    for name in fault.experiments:
-        failed = _failed(name, tmp_path / name)
-        RESULTS[(fault.name, name)] = bool(failed)
-        assert failed, f"{fault.name!r} survived experiment {name!r}"
+    failed = _failed(name, tmp_path / name)
+    RESULTS[(fault.name, name)] = bool(failed)
+    assert failed, f"{fault.name!r} survived experiment {name!r}"
 
 
-@pytest.mark.slow  # test_reproduce.py already runs every experiment fault-free (quick)
+# test_reproduce.py runs every experiment fault-free at these settings (tiny, SEEDS)
+# by default; this per-experiment version is kept under -m slow.
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name", sorted({e for f in FAULTS for e in f.experiments} - {"algorithms"})
 )

@@ -1,6 +1,11 @@
-"""`flatjax reproduce --quick` at a reduced seed count: no verdict fails.
+"""`flatjax reproduce` end to end: every experiment runs and no verdict fails.
 
-With 16 seeds some verdicts cannot be decided (they need more seeds): they must say
+By default the reproduction runs at the ``tiny`` sizes with 4 seeds, the settings of
+the mutation suite (``tests/reproduce/test_mutations.py``): with no fault planted no
+verdict fails there, so each of that suite's kills is the fault's doing. The quick
+sizes at 16 seeds run under ``-m slow`` (``make test-slow``).
+
+With few seeds some verdicts cannot be decided (they need more seeds): they must say
 INSUFFICIENT SEEDS, never PASS or FAIL; upper bounds above the trivial bound say NOT
 INFORMATIVE. The verdict machinery (intervals, statuses, exit codes, formatting) is
 tested on hand-made values below.
@@ -32,30 +37,50 @@ from flatjax.reproduce._verdicts import (
     wilson_interval,
 )
 
+#: The mutation suite's seeds (``test_mutations.SEEDS``) at the ``tiny`` sizes.
+TINY_SEEDS = 4
+
+#: (mode, seeds, at least this many checks, at least this many PASS)
+RUNS = {"tiny": ("tiny", TINY_SEEDS, 70, 50), "quick": ("quick", 16, 60, 50)}
+MODES = ["tiny", pytest.param("quick", marks=pytest.mark.slow)]
+
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("results")
-    experiments = reproduce(
-        "quick", seeds=16, out=out, progress=False, echo=lambda s: None
-    )
-    return out, experiments
+def runs(tmp_path_factory):
+    """One reproduction per mode, shared by the tests of this module."""
+    cache = {}
+
+    def get(mode):
+        if mode not in cache:
+            size, seeds, _, _ = RUNS[mode]
+            out = tmp_path_factory.mktemp(f"results_{mode}")
+            experiments = reproduce(
+                size, seeds=seeds, out=out, progress=False, echo=lambda s: None
+            )
+            cache[mode] = out, experiments
+        return cache[mode]
+
+    return get
 
 
-def test_no_verdict_fails(quick_run):
-    _, experiments = quick_run
+@pytest.mark.parametrize("mode", MODES)
+def test_no_verdict_fails(mode, runs):
+    _, experiments = runs(mode)
+    _, _, min_checks, min_passed = RUNS[mode]
     assert [e.name for e in experiments] == list(EXPERIMENTS)
     failed = [(e.name, c.quantity) for e in experiments for c in e.checks if c.failed]
     assert not failed
     checks = [c for e in experiments for c in e.checks]
-    assert len(checks) >= 60
+    assert all(e.checks for e in experiments)
+    assert len(checks) >= min_checks
     assert {c.kind for c in checks} == set(KINDS)
-    assert sum(c.passed for c in checks) >= 50
+    assert sum(c.passed for c in checks) >= min_passed
     assert exit_status(experiments) in (0, EXIT_INSUFFICIENT_SEEDS)
 
 
-def test_report_figures_tables_and_versions_are_written(quick_run):
-    out, experiments = quick_run
+@pytest.mark.parametrize("mode", MODES)
+def test_report_figures_tables_and_versions_are_written(mode, runs):
+    out, experiments = runs(mode)
     report = (out / "report.md").read_text()
     assert "# flatjax reproduce" in report and "**FAIL**" not in report
     assert "jax " in report and "criterion" in report and "± 0 " not in report
@@ -67,6 +92,8 @@ def test_report_figures_tables_and_versions_are_written(quick_run):
     data = json.loads((out / "report.json").read_text())
     assert data["environment"]["x64"] is True and "jax" in data["environment"]
     assert len(data["checks"]) == sum(len(e.checks) for e in experiments)
+    assert (data["mode"], data["seeds"]) == RUNS[mode][:2]
+    assert data["exit_status"] == exit_status(experiments)
     checks = pd.read_parquet(out / "checks.parquet")
     assert {"experiment", "kind", "quantity", "measured", "criterion", "status"} <= set(
         checks.columns
