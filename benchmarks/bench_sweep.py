@@ -605,8 +605,29 @@ def calibrate(case, methods, all_sets, hyper, settings):
             timing = _common.time_call(lambda fn=fn, S=S_in: fn(S, hyper), repeats=2)
             rates[chunk] = S.shape[0] * (case.steps - 1) / timing["min_s"]
         calibration[method] = {str(k): v for k, v in rates.items()}
-        chunk_of[method] = max(rates, key=rates.get)
+        chunk_of[method] = rates
     return chunk_of, calibration
+
+
+def chunk_for(method: str, rates, seeds: int) -> int:
+    """The chunk of ``method`` at ``seeds`` sets: calibrated rate times useful share.
+
+    Calibration runs on a large stack; at ``seeds`` sets a chunk that does not
+    divide each device's share pads it (``batched``), and that padding is counted
+    (e.g. 100 sets over 2 devices in chunks of 16 compute 128 runs).
+    """
+    if isinstance(rates, int):
+        return rates
+    devices = jax.local_device_count() if method.startswith("flatjax_fused") else 1
+    # ``sharded`` splits the sets over the devices when they divide evenly.
+    share = seeds // devices if seeds % devices == 0 else seeds
+
+    def useful(chunk: int) -> float:
+        if share <= chunk:
+            return 1.0
+        return share / (-(-share // chunk) * chunk)
+
+    return max(rates, key=lambda chunk: rates[chunk] * useful(chunk))
 
 
 def run_case(case: Case, settings: Settings) -> dict[str, Any]:
@@ -630,10 +651,13 @@ def run_case(case: Case, settings: Settings) -> dict[str, Any]:
     chunk_of, calibration = calibrate(case, methods, all_sets, hyper, settings)
     rows: list[dict[str, Any]] = []
     recompile: dict[str, Any] = {}
+    chosen: dict[str, dict[str, int]] = {}
     for seeds in case.seeds:
         S = all_sets[:seeds]
+        chunks = {m: chunk_for(m, r, seeds) for m, r in chunk_of.items()}
+        chosen[str(seeds)] = chunks
         built = build_methods(
-            case, methods, S, host_sets[:seeds], hyper, chunk_of, settings
+            case, methods, S, host_sets[:seeds], hyper, chunks, settings
         )
         times: dict[str, list[float]] = {m: [] for m in built}
         order = list(built)
@@ -650,7 +674,7 @@ def run_case(case: Case, settings: Settings) -> dict[str, Any]:
                 "method": method,
                 "seeds": seeds,
                 "timed_seeds": count,
-                "chunk": chunk_of.get(method),
+                "chunk": chunks.get(method),
                 "compile_s": compile_s["wall_s"] if compile_s else None,
                 "compile_cpu_s": compile_s["cpu_s"] if compile_s else None,
                 "seconds_per_round": times[method],
@@ -677,7 +701,7 @@ def run_case(case: Case, settings: Settings) -> dict[str, Any]:
         "sizes": {**case.static, "d": d, "steps": case.steps, "updates": updates},
         "hyperparameters": case.hyper,
         "notes": case.notes,
-        "chunk": chunk_of,
+        "chunk": chosen,
         "calibration": calibration,
         "recompilation": recompile,
         "results": rows,
