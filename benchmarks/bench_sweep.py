@@ -580,7 +580,7 @@ def build_methods(case, methods, S, S_host, hyper, chunk_of, settings):
 
 
 def calibrate(case, methods, all_sets, hyper, settings):
-    """The chunk of each vmapped method: the best of ``case.chunks`` on a stack."""
+    """Each vmapped method's rate per chunk of ``case.chunks`` (see ``chunk_for``)."""
     chunk_of, calibration = {}, {}
     for method in methods:
         if method not in VMAPPED:
