@@ -514,6 +514,23 @@ def compile_cleared(fn, S, hyper) -> dict[str, float]:
     }
 
 
+def vmapped(case: Case, method: str):
+    """A vmapped method's per-set function and its ``wrapper``."""
+    one = {
+        "optax_vmap_scan": lambda: optax_one(case),
+        "handwritten_scan": lambda: handwritten_one(case),
+        "flatjax_vmap": lambda: flatjax_one(case),
+        "flatjax_fused_dense": lambda: fused_one(case, dense=True),
+        "flatjax_fused": lambda: fused_one(case),
+    }[method]()
+    return one, wrapper(method)
+
+
+def wrapper(method: str):
+    """``sharded`` for flatjax's fused path (as ``flatjax sweep``), else ``batched``."""
+    return sharded if method.startswith("flatjax_fused") else batched
+
+
 def build_methods(case, methods, S, S_host, hyper, chunk_of, settings):
     """``method -> (call, seeds timed, compile_s, fn)``; calls are warmed up."""
     seeds = S.shape[0]
@@ -522,14 +539,7 @@ def build_methods(case, methods, S, S_host, hyper, chunk_of, settings):
     # must happen before the per-seed loops' pilot calls.
     for method in sorted(methods, key=lambda m: m not in VMAPPED):
         if method in VMAPPED:
-            one = {
-                "optax_vmap_scan": optax_one(case),
-                "handwritten_scan": handwritten_one(case),
-                "flatjax_vmap": flatjax_one(case),
-                "flatjax_fused_dense": fused_one(case, dense=True),
-                "flatjax_fused": fused_one(case),
-            }[method]
-            wrap = sharded if method.startswith("flatjax_fused") else batched
+            one, wrap = vmapped(case, method)
             fn = wrap(one, seeds, chunk_of.get(method, 16))
             S_in = _placed(fn, S)
             compile_s = compile_cleared(fn, S_in, hyper)
@@ -588,14 +598,7 @@ def calibrate(case, methods, all_sets, hyper, settings):
         if len(case.chunks) == 1 or not settings.calibrate:
             chunk_of[method] = case.chunks[0]
             continue
-        one = {
-            "optax_vmap_scan": optax_one(case),
-            "handwritten_scan": handwritten_one(case),
-            "flatjax_vmap": flatjax_one(case),
-            "flatjax_fused_dense": fused_one(case, dense=True),
-            "flatjax_fused": fused_one(case),
-        }[method]
-        wrap = sharded if method.startswith("flatjax_fused") else batched
+        one, wrap = vmapped(case, method)
         count = case.calibrate_seeds * (4 if wrap is sharded else 1)
         S = all_sets[:count]
         rates = {}
@@ -618,7 +621,7 @@ def chunk_for(method: str, rates, seeds: int) -> int:
     """
     if isinstance(rates, int):
         return rates
-    devices = jax.local_device_count() if method.startswith("flatjax_fused") else 1
+    devices = jax.local_device_count() if wrapper(method) is sharded else 1
     # ``sharded`` splits the sets over the devices when they divide evenly.
     share = seeds // devices if seeds % devices == 0 else seeds
 
